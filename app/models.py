@@ -1,0 +1,366 @@
+"""Tables and the JSON shapes of the API.
+
+The eligibility ledger (``ballot_token``) and the ballot box (``ballot``) share no key, and
+neither holds a time, an address, a user agent or anything that follows submission order.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field as PydanticField
+from sqlalchemy import Column, ForeignKeyConstraint, Index, Text
+from sqlmodel import Field, SQLModel
+
+MeetingState = Literal["draft", "open", "closed"]
+Mode = Literal["cards", "screen"]
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+# ---- tables ----------------------------------------------------------------------------------
+
+
+class Category(SQLModel, table=True):
+    key: str = Field(primary_key=True, max_length=32)
+    name: str = Field(max_length=64)
+    name_en: str = Field(max_length=128)
+    position: int
+
+
+class Unit(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=32, unique=True)
+    name: str = Field(max_length=128)
+    category_key: str = Field(foreign_key="category.key", max_length=32, index=True)
+
+
+class TemplateVersion(SQLModel, table=True):
+    __tablename__ = "template_version"
+
+    template_id: str = Field(primary_key=True, max_length=32)
+    version: int = Field(primary_key=True)
+    name: str = Field(max_length=100)
+    body: str = Field(sa_column=Column(Text, nullable=False))  # the template's JSON
+    created_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class Meeting(SQLModel, table=True):
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["template_id", "template_version"],
+            ["template_version.template_id", "template_version.version"],
+            name="fk_meeting_template_version",
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    unit_id: int = Field(foreign_key="unit.id", index=True)
+    year: int = Field(index=True)
+    date: dt.date
+    title: str = Field(max_length=200)
+    template_id: str = Field(max_length=32)
+    template_version: int
+    mode: str = Field(max_length=8)
+    attendance: int
+    groups: str = Field(sa_column=Column(Text, nullable=False))  # JSON list of GroupSpec
+    trim: int = 1
+    component_weight: str = Field(default="0.4", max_length=16)  # a Decimal, kept exact
+    flagged_rule: str = Field(default="count", max_length=8)
+    state: str = Field(default="draft", max_length=8)
+    created_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class BallotToken(SQLModel, table=True):
+    """The eligibility ledger: who may vote, as hashes. No time, no link to a ballot."""
+
+    __tablename__ = "ballot_token"
+
+    hash: str = Field(primary_key=True, max_length=64)
+    meeting_id: int = Field(foreign_key="meeting.id", index=True)
+    group_key: str | None = Field(default=None, max_length=32)
+    used: bool = False
+    void: bool = False
+    # Tells a retry from a different ballot on a spent code while the meeting is open; keyed
+    # by the code, which is not stored, and erased at close (see app.tokens).
+    fingerprint: str | None = Field(default=None, max_length=64)
+
+
+class Ballot(SQLModel, table=True):
+    """The ballot box. The random id is the only order a listing can have."""
+
+    __table_args__ = (
+        Index("ix_ballot_meeting_id", "meeting_id"),
+        # Without a rowid, SQLite cannot reveal the insertion order behind the random id.
+        {"sqlite_with_rowid": False},
+    )
+
+    id: str = Field(primary_key=True, max_length=32)
+    meeting_id: int = Field(foreign_key="meeting.id")
+    group_key: str | None = Field(default=None, max_length=32)
+    answers: str = Field(sa_column=Column(Text, nullable=False))  # canonical JSON
+    total: str = Field(max_length=16)  # a Decimal, kept exact
+    flagged: bool = False
+    comment: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class Tally(SQLModel, table=True):
+    """Live turnout, and the figures last published (they move only in steps of K)."""
+
+    meeting_id: int = Field(foreign_key="meeting.id", primary_key=True)
+    ballot_count: int = 0
+    published_count: int = 0
+    published: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class Result(SQLModel, table=True):
+    """A closed meeting's frozen figures; closing again after a reopen adds a version."""
+
+    meeting_id: int = Field(foreign_key="meeting.id", primary_key=True)
+    version: int = Field(primary_key=True)
+    figures: str = Field(sa_column=Column(Text, nullable=False))
+    digest: str = Field(max_length=64)
+    ballot_count: int
+    created_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class AuditEvent(SQLModel, table=True):
+    """Organizer actions: who, what, when. Ballots are never audited here."""
+
+    __tablename__ = "audit_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: dt.datetime = Field(default_factory=utcnow, index=True)
+    actor: str = Field(max_length=128)
+    action: str = Field(max_length=64)
+    meeting_id: int | None = Field(default=None, foreign_key="meeting.id", index=True)
+    detail: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+
+
+class ApiKey(SQLModel, table=True):
+    __tablename__ = "api_key"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100)
+    key_hash: str = Field(max_length=64, unique=True)
+    scopes: str = Field(default="admin", max_length=100)  # space-separated
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    last_used_on: dt.date | None = None  # a day, not a time: enough to spot a dead key
+    revoked: bool = False
+
+
+# ---- API shapes ------------------------------------------------------------------------------
+
+
+class ApiModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class UnitCreate(ApiModel):
+    code: str = PydanticField(min_length=1, max_length=32, examples=["JL001"])
+    name: str = PydanticField(min_length=1, max_length=128, examples=["省机关事务管理局"])
+    category: str = PydanticField(examples=["party_gov"])
+
+
+class UnitPublic(BaseModel):
+    code: str
+    name: str
+    category: str
+    category_name: str
+
+
+class ImportReport(BaseModel):
+    imported: int
+    units: list[UnitPublic]
+
+
+class GroupIn(ApiModel):
+    key: str = PydanticField(pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    name: str = PydanticField(min_length=1, max_length=64)
+    weight: str | None = PydanticField(default=None, description="percent, e.g. \"25\"")
+
+
+class GroupPublic(BaseModel):
+    key: str
+    name: str
+    weight: str | None
+
+
+class MeetingCreate(ApiModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "unit_code": "JL001",
+                    "year": 2026,
+                    "date": "2026-12-03",
+                    "title": "2026年度党建工作述职评议会",
+                    "mode": "cards",
+                    "attendance": 35,
+                }
+            ]
+        },
+    )
+
+    unit_code: str
+    year: int = PydanticField(ge=2000, le=2100)
+    date: dt.date
+    title: str = PydanticField(min_length=1, max_length=200)
+    mode: Mode = "cards"
+    attendance: int = PydanticField(ge=1, le=10_000)
+    template_id: str = "default"
+    template_version: int | None = None
+    groups: list[GroupIn] | None = None
+    trim: int = PydanticField(default=1, ge=0, le=10)
+    component_weight: str = PydanticField(default="0.4", pattern=r"^(0(\.\d{1,4})?|1(\.0{1,4})?)$")
+    flagged_rule: Literal["count", "exclude"] = "count"
+
+
+class MeetingPublic(BaseModel):
+    id: int
+    unit_code: str
+    unit_name: str
+    category: str
+    year: int
+    date: dt.date
+    title: str
+    template_id: str
+    template_version: int
+    mode: Mode
+    attendance: int
+    groups: list[GroupPublic]
+    trim: int
+    component_weight: str
+    flagged_rule: str
+    state: MeetingState
+    ballot_url: str | None = None
+
+
+class ReopenBody(ApiModel):
+    reason: str = PydanticField(min_length=1, max_length=1000)
+
+
+class MintBody(ApiModel):
+    count: int = PydanticField(ge=1, le=1000)
+    group: str | None = None
+
+
+class MintedToken(BaseModel):
+    code: str
+    printable: str
+    group: str | None
+    url: str
+
+
+class MintedTokens(BaseModel):
+    tokens: list[MintedToken]
+
+
+class BallotSubmit(ApiModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "token": "K7MQ2X9PAR",
+                    "answers": {f"p{i:02d}": "A" for i in range(1, 20)},
+                    "comment": "",
+                }
+            ]
+        },
+    )
+
+    token: str = PydanticField(min_length=1, max_length=64)
+    answers: dict[str, Any]
+    comment: str | None = PydanticField(default=None, max_length=2000)
+
+
+class BallotReceipt(BaseModel):
+    """Says that the ballot counted and nothing of what it said."""
+
+    status: Literal["counted", "already_counted"]
+    message: str
+
+
+class Figure(BaseModel):
+    """A number both ways: rounded half up for people, exact for machines."""
+
+    rounded: str
+    exact: str
+
+
+class PointFigure(BaseModel):
+    id: str
+    name: str
+    max: str
+    average: Figure
+
+
+class ItemFigure(BaseModel):
+    id: str
+    name: str
+    max: str
+    average: Figure
+    points: list[PointFigure]
+
+
+class GroupFigure(BaseModel):
+    key: str
+    name: str
+    weight: str | None
+    ballots: int | None = PydanticField(description="null when below K: small groups are not shown")
+    score: Figure | None
+
+
+class FiguresPublic(BaseModel):
+    ballots: int
+    counted: int
+    dropped: int
+    flagged: int
+    excluded_flagged: int
+    status: Literal["ok", "no_ballots", "insufficient"]
+    message: str | None
+    score: Figure | None
+    component: Figure | None
+    component_weight: str
+    total_sum: str
+    items: list[ItemFigure]
+    groups: list[GroupFigure]
+
+
+class TallyPublic(BaseModel):
+    meeting_id: int
+    state: MeetingState
+    attendance: int
+    tokens_issued: int
+    ballots_counted: int
+    k: int
+    published_at_count: int = PydanticField(
+        description="the ballot count the figures were computed at (a multiple of K, or all at close)"
+    )
+    figures: FiguresPublic | None
+
+
+class ResultPublic(BaseModel):
+    meeting_id: int
+    version: int
+    digest: str
+    closed_at: dt.datetime
+    figures: FiguresPublic
+
+
+class TemplateSummary(BaseModel):
+    id: str
+    version: int
+    name: str
+    versions: list[int]
+
+
+class ErrorBody(BaseModel):
+    code: str
+    detail: str
+    problems: list[str] = []

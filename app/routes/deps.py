@@ -1,0 +1,52 @@
+"""What every route may depend on: settings, a session, the writer, the caller's language."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.responses import JSONResponse
+from sqlmodel import Session
+
+from app.errors import Problem
+from app.settings import Settings
+from app.writer import BallotWriter
+
+
+def language(request: Request) -> str:
+    """Simplified Chinese unless the client asks for English first."""
+    accept = request.headers.get("accept-language", "").strip().lower()
+    return "en" if accept.startswith("en") else "zh"
+
+
+def error_response(
+    request: Request, problem: Problem, status: int, problems: list[Problem] | None = None
+) -> JSONResponse:
+    lang = language(request)
+    return JSONResponse(
+        {
+            "code": problem.code,
+            "detail": problem.message(lang),
+            "problems": [p.message(lang) for p in (problems or [])],
+        },
+        status_code=status,
+    )
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings  # type: ignore[no-any-return]
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    with request.app.state.db.session() as session:
+        yield session
+
+
+def get_writer(request: Request) -> BallotWriter:
+    return request.app.state.writer  # type: ignore[no-any-return]
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+SessionDep = Annotated[Session, Depends(get_session)]
+WriterDep = Annotated[BallotWriter, Depends(get_writer)]

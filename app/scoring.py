@@ -1,0 +1,253 @@
+"""The arithmetic of a meeting's score. Pure: Decimal and Fraction only, no floats, no I/O.
+
+A mean such as 280/3 has no finite decimal, so means are kept as exact Fractions and rounded
+half up only for display. ``exact()`` writes a Fraction as a terminating decimal when it has one
+and as ``p/q`` otherwise; both forms parse back with ``fractions.Fraction`` unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from fractions import Fraction
+from typing import Literal
+
+from app.templates import BallotTemplate, point_scores
+
+# DESIGN.md: "with more than 5 ballots, the single highest and lowest totals are dropped".
+TRIM_MIN_BALLOTS = 5
+DISPLAY_PLACES = 2
+DEFAULT_COMPONENT_WEIGHT = Decimal("0.4")
+
+FlaggedRule = Literal["count", "exclude"]
+ScoreStatus = Literal["ok", "no_ballots", "insufficient"]
+
+
+@dataclass(frozen=True)
+class ScoredBallot:
+    """One ballot's answers turned into numbers."""
+
+    group: str | None
+    answers: Mapping[str, str]
+    points: Mapping[str, Decimal]
+    total: Decimal
+    flagged: bool
+
+    @property
+    def canonical(self) -> str:
+        return canonical_json({"group": self.group, "answers": dict(self.answers)})
+
+    @property
+    def order_key(self) -> tuple[Decimal, str]:
+        # Ties on the total are broken by the answers themselves, so which of two equal totals is
+        # trimmed is decided by content alone and a recount always drops the same ballots.
+        return (self.total, self.canonical)
+
+
+@dataclass(frozen=True)
+class GroupSpec:
+    key: str
+    name: str
+    weight: Decimal | None = None  # percent, e.g. Decimal("25"); None when the meeting is unweighted
+
+
+@dataclass(frozen=True)
+class Rules:
+    trim: int = 1
+    k: int = 5
+    component_weight: Decimal = DEFAULT_COMPONENT_WEIGHT
+    flagged_rule: FlaggedRule = "count"
+
+
+@dataclass(frozen=True)
+class GroupFigures:
+    key: str
+    name: str
+    weight: Decimal | None
+    ballots: int
+    # None when the group has fewer than k ballots: a small group is never shown apart.
+    score: Fraction | None
+
+
+@dataclass(frozen=True)
+class Figures:
+    """Everything a meeting's tally or result says, exact."""
+
+    ballots: int
+    counted: int  # ballots that entered the mean (after flag exclusion and trimming)
+    dropped: int  # by the trim rule
+    flagged: int
+    excluded_flagged: int
+    status: ScoreStatus
+    score: Fraction | None
+    component: Fraction | None
+    total_sum: Decimal  # sum of the counted ballots' totals
+    point_averages: dict[str, Fraction] = field(default_factory=dict)
+    item_averages: dict[str, Fraction] = field(default_factory=dict)
+    groups: list[GroupFigures] = field(default_factory=list)
+    insufficient_groups: list[str] = field(default_factory=list)
+
+
+def canonical_json(value: object) -> str:
+    """The one serialization used for digests and tie-breaks: sorted keys, no spaces, UTF-8."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def score_ballot(
+    template: BallotTemplate, answers: Mapping[str, str], group: str | None
+) -> ScoredBallot:
+    points = point_scores(template, answers)
+    total = sum(points.values(), Decimal(0))
+    return ScoredBallot(
+        group=group,
+        answers=dict(answers),
+        points=points,
+        total=total,
+        flagged=is_uniform(template, points),
+    )
+
+
+def is_uniform(template: BallotTemplate, points: Mapping[str, Decimal]) -> bool:
+    """True when every point got the same share of its maximum (all 好, all 差, all full marks…)."""
+    shares = {points[point.id] / point.max for point in template.points}
+    return len(shares) == 1 and len(template.points) > 1
+
+
+def trimmed(ballots: Sequence[ScoredBallot], trim: int) -> tuple[list[ScoredBallot], int]:
+    """The ballots that count after dropping ``trim`` highest and lowest totals, and how many went."""
+    if trim <= 0 or len(ballots) <= max(TRIM_MIN_BALLOTS, 2 * trim):
+        return list(ballots), 0
+    ordered = sorted(ballots, key=lambda ballot: ballot.order_key)
+    return ordered[trim:-trim], 2 * trim
+
+
+def mean(values: Sequence[Decimal]) -> Fraction:
+    if not values:
+        raise ValueError("mean of no values")
+    return Fraction(sum(values, Decimal(0))) / len(values)
+
+
+def _averages(
+    template: BallotTemplate, ballots: Sequence[ScoredBallot]
+) -> tuple[dict[str, Fraction], dict[str, Fraction]]:
+    n = len(ballots)
+    points = {
+        point.id: Fraction(sum((ballot.points[point.id] for ballot in ballots), Decimal(0))) / n
+        for point in template.points
+    }
+    items = {item.id: sum((points[p.id] for p in item.points), Fraction(0)) for item in template.items}
+    return points, items
+
+
+def compute(
+    template: BallotTemplate,
+    ballots: Sequence[ScoredBallot],
+    groups: Sequence[GroupSpec],
+    rules: Rules,
+) -> Figures:
+    """A meeting's figures from its ballots, following DESIGN.md's scoring rules.
+
+    Unweighted: the trimmed mean of all counted totals. Weighted: each weighted group's trimmed
+    mean times its weight; every weighted group needs at least k ballots or the score is
+    "insufficient". Point averages are taken over the same ballots as the score, so that they
+    add up to it exactly: the result can be explained point by point.
+    """
+    flagged = sum(1 for ballot in ballots if ballot.flagged)
+    eligible = [b for b in ballots if not (b.flagged and rules.flagged_rule == "exclude")]
+    excluded = len(ballots) - len(eligible)
+    by_group: dict[str | None, list[ScoredBallot]] = {}
+    for ballot in eligible:
+        by_group.setdefault(ballot.group, []).append(ballot)
+
+    group_figures = []
+    for spec in groups:
+        members = by_group.get(spec.key, [])
+        score = None
+        if len(members) >= rules.k:
+            kept, _ = trimmed(members, rules.trim)
+            score = mean([ballot.total for ballot in kept])
+        group_figures.append(GroupFigures(spec.key, spec.name, spec.weight, len(members), score))
+
+    base = dict(
+        ballots=len(ballots), flagged=flagged, excluded_flagged=excluded, groups=group_figures
+    )
+    if not eligible:
+        return Figures(
+            counted=0, dropped=0, status="no_ballots", score=None, component=None,
+            total_sum=Decimal(0), **base,  # type: ignore[arg-type]
+        )
+
+    weighted = [spec for spec in groups if spec.weight]
+    if not weighted:
+        kept, dropped = trimmed(eligible, rules.trim)
+        score = mean([ballot.total for ballot in kept])
+        points, items = _averages(template, kept)
+        return Figures(
+            counted=len(kept), dropped=dropped, status="ok", score=score,
+            component=score * Fraction(rules.component_weight),
+            total_sum=sum((ballot.total for ballot in kept), Decimal(0)),
+            point_averages=points, item_averages=items, **base,  # type: ignore[arg-type]
+        )
+
+    short = [spec.key for spec in weighted if len(by_group.get(spec.key, [])) < rules.k]
+    if short:
+        return Figures(
+            counted=0, dropped=0, status="insufficient", score=None, component=None,
+            total_sum=Decimal(0), insufficient_groups=short, **base,  # type: ignore[arg-type]
+        )
+    score = Fraction(0)
+    points = {point.id: Fraction(0) for point in template.points}
+    items = {item.id: Fraction(0) for item in template.items}
+    counted = dropped = 0
+    total_sum = Decimal(0)
+    for spec in weighted:
+        assert spec.weight is not None
+        share = Fraction(spec.weight) / 100
+        kept, group_dropped = trimmed(by_group[spec.key], rules.trim)
+        counted += len(kept)
+        dropped += group_dropped
+        total_sum += sum((ballot.total for ballot in kept), Decimal(0))
+        score += share * mean([ballot.total for ballot in kept])
+        group_points, group_items = _averages(template, kept)
+        for key, value in group_points.items():
+            points[key] += share * value
+        for key, value in group_items.items():
+            items[key] += share * value
+    return Figures(
+        counted=counted, dropped=dropped, status="ok", score=score,
+        component=score * Fraction(rules.component_weight), total_sum=total_sum,
+        point_averages=points, item_averages=items, **base,  # type: ignore[arg-type]
+    )
+
+
+def round_half_up(value: Fraction | Decimal, places: int = DISPLAY_PLACES) -> Decimal:
+    """Round exactly, half away from zero as people round by hand: 93.125 -> 93.13."""
+    fraction = Fraction(value)
+    sign = -1 if fraction < 0 else 1
+    scaled = abs(fraction) * 10**places
+    # Integer arithmetic on the exact fraction: no intermediate decimal can round twice.
+    whole, remainder = divmod(scaled.numerator, scaled.denominator)
+    if remainder * 2 >= scaled.denominator:
+        whole += 1
+    return Decimal(sign * whole).scaleb(-places).quantize(Decimal(1).scaleb(-places))
+
+
+def exact(value: Fraction | Decimal) -> str:
+    """An exact string: '93.5' when the decimal terminates, '280/3' when it does not."""
+    fraction = Fraction(value)
+    denominator = fraction.denominator
+    twos = fives = 0
+    while denominator % 2 == 0:
+        denominator //= 2
+        twos += 1
+    while denominator % 5 == 0:
+        denominator //= 5
+        fives += 1
+    if denominator != 1:
+        return f"{fraction.numerator}/{fraction.denominator}"
+    places = max(twos, fives)
+    decimal = Decimal(fraction.numerator * 10**places // fraction.denominator).scaleb(-places)
+    text = format(decimal.normalize(), "f") if decimal != 0 else "0"
+    return text

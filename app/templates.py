@@ -1,0 +1,238 @@
+"""Ballot templates: their shape, their rules, and reading a rater's answers against them.
+
+Pure: no web or database imports. A template is data (JSON); see app/data/default_template.json.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
+from functools import cache
+from importlib import resources
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from app.errors import Problem, invalid_with
+
+TOTAL_POINTS = Decimal(100)
+# Numbers are entered in half points: finer steps invite false precision on a phone.
+NUMBER_STEP = Decimal("0.5")
+ID_PATTERN = r"^[A-Za-z0-9_-]{1,32}$"
+
+InputMode = Literal["grades", "numbers"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Grade(_Frozen):
+    key: str = Field(pattern=r"^[A-Za-z0-9]{1,8}$")
+    label: str = Field(min_length=1, max_length=20)
+    label_en: str = Field(default="", max_length=40)
+    fraction: Decimal
+
+    @field_validator("fraction", mode="before")
+    @classmethod
+    def _exact_fraction(cls, value: object) -> object:
+        # A JSON float such as 0.8 must become Decimal("0.8"), not its binary neighbour.
+        return str(value) if isinstance(value, float) else value
+
+
+class Point(_Frozen):
+    id: str = Field(pattern=ID_PATTERN)
+    name: str = Field(min_length=1, max_length=100)
+    name_en: str = Field(default="", max_length=200)
+    max: Decimal
+    input: InputMode | None = None
+
+    @field_validator("max", mode="before")
+    @classmethod
+    def _exact_max(cls, value: object) -> object:
+        return str(value) if isinstance(value, float) else value
+
+
+class Item(_Frozen):
+    id: str = Field(pattern=ID_PATTERN)
+    name: str = Field(min_length=1, max_length=100)
+    name_en: str = Field(default="", max_length=200)
+    points: tuple[Point, ...]
+
+
+class BallotTemplate(_Frozen):
+    id: str = Field(pattern=ID_PATTERN)
+    version: int = Field(default=1, ge=1)
+    name: str = Field(min_length=1, max_length=100)
+    name_en: str = Field(default="", max_length=200)
+    input: InputMode = "grades"
+    grades: tuple[Grade, ...] = ()
+    items: tuple[Item, ...]
+
+    @property
+    def points(self) -> tuple[Point, ...]:
+        return tuple(point for item in self.items for point in item.points)
+
+    def input_of(self, point: Point) -> InputMode:
+        return point.input or self.input
+
+    def point_ids(self) -> tuple[str, ...]:
+        return tuple(point.id for point in self.points)
+
+    def item_of_point(self) -> dict[str, str]:
+        return {point.id: item.id for item in self.items for point in item.points}
+
+    def to_json(self) -> str:
+        return self.model_dump_json()
+
+
+def check_template(template: BallotTemplate) -> list[Problem]:
+    """The rules a template must keep beyond its shape; empty when it is sound."""
+    problems: list[Problem] = []
+    if not template.items:
+        problems.append(Problem("template_no_items"))
+    seen: set[str] = set()
+    for item in template.items:
+        ids = [item.id] + [point.id for point in item.points]
+        for id_ in ids:
+            if id_ in seen:
+                problems.append(Problem("template_duplicate_id", {"id": id_}))
+            seen.add(id_)
+        if not item.points:
+            problems.append(Problem("template_empty_item", {"item": item.id}))
+    for point in template.points:
+        if point.max <= 0 or point.max % NUMBER_STEP != 0:
+            problems.append(Problem("template_max_positive", {"point": point.id, "max": point.max}))
+    total = sum((point.max for point in template.points), Decimal(0))
+    if template.items and total != TOTAL_POINTS:
+        problems.append(Problem("template_max_sum", {"total": _plain(total)}))
+    uses_grades = any(template.input_of(point) == "grades" for point in template.points)
+    if uses_grades and not template.grades:
+        problems.append(Problem("template_no_grades"))
+    grade_keys: set[str] = set()
+    for grade in template.grades:
+        if grade.key in grade_keys:
+            problems.append(Problem("template_duplicate_id", {"id": grade.key}))
+        grade_keys.add(grade.key)
+        if not Decimal(0) <= grade.fraction <= Decimal(1):
+            problems.append(
+                Problem("template_grade_fraction", {"grade": grade.key, "fraction": grade.fraction})
+            )
+    return problems
+
+
+def parse_template(data: Mapping[str, object] | str | bytes) -> BallotTemplate:
+    """Read a template from JSON text or a decoded mapping; raise Invalid naming every problem."""
+    if isinstance(data, (str, bytes)):
+        try:
+            data = json.loads(data)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise invalid_with([Problem("template_invalid_json", {"error": str(exc)})]) from None
+    try:
+        template = BallotTemplate.model_validate(data)
+    except ValidationError as exc:
+        problems = [
+            Problem(
+                "template_field",
+                {"field": ".".join(str(part) for part in err["loc"]) or "(root)", "error": err["msg"]},
+            )
+            for err in exc.errors()
+        ]
+        raise invalid_with(problems) from None
+    problems = check_template(template)
+    if problems:
+        raise invalid_with(problems)
+    return template
+
+
+@cache
+def default_template() -> BallotTemplate:
+    """The template of DESIGN.md: 5 items, 19 points, 100 points, grades A–D."""
+    text = resources.files("app").joinpath("data/default_template.json").read_text("utf-8")
+    return parse_template(text)
+
+
+# ---- answers ---------------------------------------------------------------------------------
+
+
+def _plain(value: Decimal) -> str:
+    """A Decimal without exponent or trailing zeros: 4.50 -> '4.5', 1E+1 -> '10'."""
+    text = format(value.normalize(), "f")
+    return text
+
+
+def parse_answers(template: BallotTemplate, raw: Mapping[str, object]) -> dict[str, str]:
+    """Check a rater's answers against the template and return them in canonical form.
+
+    The canonical form maps every point id to a grade key or a plain decimal string; it is what
+    the ballot box stores and what the digest covers. Raise Invalid naming every problem.
+    """
+    problems: list[Problem] = []
+    points = {point.id: point for point in template.points}
+    for point_id in raw:
+        if point_id not in points:
+            problems.append(Problem("ballot_unknown_point", {"point": point_id}))
+    grades = {grade.key: grade for grade in template.grades}
+    canonical: dict[str, str] = {}
+    for point in template.points:
+        if point.id not in raw or raw[point.id] in (None, ""):
+            problems.append(Problem("ballot_missing_point", {"point": point.id}))
+            continue
+        value = raw[point.id]
+        if template.input_of(point) == "grades":
+            key = value.strip().upper() if isinstance(value, str) else value
+            if not isinstance(key, str) or key not in grades:
+                problems.append(
+                    Problem(
+                        "ballot_unknown_grade",
+                        {"point": point.id, "grade": value, "allowed": "/".join(grades)},
+                    )
+                )
+                continue
+            canonical[point.id] = key
+        else:
+            number = _to_decimal(value)
+            if number is None:
+                problems.append(Problem("ballot_not_number", {"point": point.id, "value": value}))
+            elif not Decimal(0) <= number <= point.max:
+                problems.append(
+                    Problem(
+                        "ballot_number_range",
+                        {"point": point.id, "max": _plain(point.max), "value": value},
+                    )
+                )
+            elif number % NUMBER_STEP != 0:
+                problems.append(Problem("ballot_number_step", {"point": point.id, "value": value}))
+            else:
+                canonical[point.id] = _plain(number)
+    if problems:
+        raise invalid_with(problems)
+    return canonical
+
+
+def _to_decimal(value: object) -> Decimal | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float):
+        value = repr(value)
+    if isinstance(value, (int, str)):
+        try:
+            number = Decimal(str(value).strip())
+        except InvalidOperation:
+            return None
+        return number if number.is_finite() else None
+    return None
+
+
+def point_scores(template: BallotTemplate, canonical: Mapping[str, str]) -> dict[str, Decimal]:
+    """The score each point earns from canonical answers: grade fraction × maximum, or the number."""
+    grades = {grade.key: grade.fraction for grade in template.grades}
+    scores: dict[str, Decimal] = {}
+    for point in template.points:
+        answer = canonical[point.id]
+        if template.input_of(point) == "grades":
+            scores[point.id] = grades[answer] * point.max
+        else:
+            scores[point.id] = Decimal(answer)
+    return scores
