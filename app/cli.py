@@ -55,8 +55,13 @@ def serve(args: argparse.Namespace) -> int:
         print(f'  curl -H "Authorization: Bearer {key}" {base}/api/v1/units')
     print(flush=True)
     uvicorn.run(
-        "app.main:app_from_env", factory=True, host=settings.host, port=settings.port,
-        workers=args.workers, access_log=False, timeout_graceful_shutdown=5,
+        "app.main:app_from_env",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=args.workers,
+        access_log=False,
+        timeout_graceful_shutdown=5,
     )
     return 0
 

@@ -114,7 +114,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "The CSV's first line must be the header code,name,category, not {header}",
     ),
     "csv_encoding": ("CSV 文件应为 UTF-8 编码", "The CSV file must be UTF-8"),
-    "csv_duplicate": ("单位编码 {code} 在文件中重复（另见第 {other} 行）", "Unit code {code} repeats (see line {other})"),
+    "csv_duplicate": (
+        "单位编码 {code} 在文件中重复（另见第 {other} 行）",
+        "Unit code {code} repeats (see line {other})",
+    ),
     "csv_empty": ("CSV 文件中没有单位", "The CSV file holds no units"),
     # requests
     "request_invalid": ("请求内容有误：{error}", "The request is wrong: {error}"),
@@ -150,8 +153,8 @@ class DomainError(Exception):
 
     status = 400
 
-    def __init__(self, code: str, problems: list[Problem] | None = None, **params: Any) -> None:
-        self.problem = Problem(code, params)
+    def __init__(self, error_code: str, /, *, problems: list[Problem] | None = None, **params: Any) -> None:
+        self.problem = Problem(error_code, params)
         self.problems = problems or []
         super().__init__(self.problem.message("en"))
 

@@ -72,9 +72,11 @@ def figures_public(
     if figures.status == "insufficient":
         message = Problem(
             "meeting_groups",
-            {"error": "、".join(figures.insufficient_groups) + " 的有效票数少于 K，无法计算加权得分"
-             if lang != "en" else
-             ", ".join(figures.insufficient_groups) + " have fewer than K ballots; no weighted score"},
+            {
+                "error": "、".join(figures.insufficient_groups) + " 的有效票数少于 K，无法计算加权得分"
+                if lang != "en"
+                else ", ".join(figures.insufficient_groups) + " have fewer than K ballots; no weighted score"
+            },
         ).message(lang)
     elif figures.status == "no_ballots":
         message = "尚无有效测评票" if lang != "en" else "No valid ballots yet"

@@ -22,9 +22,7 @@ class UnitRow:
     category: str
 
 
-def parse_units_csv(
-    data: bytes, *, categories: Collection[str], taken_codes: Collection[str] = ()
-) -> list[UnitRow]:
+def parse_units_csv(data: bytes, *, categories: Collection[str], taken_codes: Collection[str] = ()) -> list[UnitRow]:
     """All rows, or Invalid naming every bad row by its line number: nothing half-imported."""
     try:
         # utf-8-sig drops the byte-order mark Excel puts at the front of "CSV UTF-8".
@@ -46,9 +44,7 @@ def parse_units_csv(
         if not any(cell.strip() for cell in cells):
             continue  # Excel leaves blank lines at the end
         if len(cells) != len(HEADER):
-            problems.append(
-                _row(index, f"应有 3 列，实有 {len(cells)} 列 (expected 3 columns, got {len(cells)})")
-            )
+            problems.append(_row(index, f"应有 3 列，实有 {len(cells)} 列 (expected 3 columns, got {len(cells)})"))
             continue
         code, name, category = (cell.strip() for cell in cells)
         errors = []

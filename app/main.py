@@ -14,8 +14,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.db import Database, create_database
 from app.errors import DomainError, Problem
-from app.routes import api
+from app.routes import api, health
 from app.routes.deps import error_response
+from app.routes.docs import mount_docs
 from app.settings import Settings
 from app.writer import BallotWriter
 
@@ -84,7 +85,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
         summary="匿名现场测评 · anonymous on-site ballots for party-building review meetings",
         lifespan=lifespan,
         openapi_url="/api/v1/openapi.json",
-        docs_url="/docs",
+        docs_url=None,  # served below from our own files: FastAPI's default loads from a CDN
         redoc_url=None,
     )
     app.state.settings = settings
@@ -111,10 +112,17 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         # Type only: a message could quote a token or a ballot.
-        log.error("unexpected %s on %s %s", type(exc).__name__, request.method, getattr(request.scope.get("route"), "path", "?"))
+        log.error(
+            "unexpected %s on %s %s",
+            type(exc).__name__,
+            request.method,
+            getattr(request.scope.get("route"), "path", "?"),
+        )
         return error_response(request, Problem("internal"), 500)
 
     app.include_router(api.router)
+    app.include_router(health.router)
+    mount_docs(app)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     return app
 

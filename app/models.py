@@ -9,7 +9,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field as PydanticField
+from pydantic import BaseModel, ConfigDict
+from pydantic import Field as PydanticField
 from sqlalchemy import Column, ForeignKeyConstraint, Index, Text
 from sqlmodel import Field, SQLModel
 
@@ -180,7 +181,7 @@ class ImportReport(BaseModel):
 class GroupIn(ApiModel):
     key: str = PydanticField(pattern=r"^[A-Za-z0-9_-]{1,32}$")
     name: str = PydanticField(min_length=1, max_length=64)
-    weight: str | None = PydanticField(default=None, description="percent, e.g. \"25\"")
+    weight: str | None = PydanticField(default=None, description='percent, e.g. "25"')
 
 
 class GroupPublic(BaseModel):

@@ -95,9 +95,7 @@ def canonical_json(value: object) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def score_ballot(
-    template: BallotTemplate, answers: Mapping[str, str], group: str | None
-) -> ScoredBallot:
+def score_ballot(template: BallotTemplate, answers: Mapping[str, str], group: str | None) -> ScoredBallot:
     points = point_scores(template, answers)
     total = sum(points.values(), Decimal(0))
     return ScoredBallot(
@@ -170,13 +168,16 @@ def compute(
             score = mean([ballot.total for ballot in kept])
         group_figures.append(GroupFigures(spec.key, spec.name, spec.weight, len(members), score))
 
-    base = dict(
-        ballots=len(ballots), flagged=flagged, excluded_flagged=excluded, groups=group_figures
-    )
+    base = dict(ballots=len(ballots), flagged=flagged, excluded_flagged=excluded, groups=group_figures)
     if not eligible:
         return Figures(
-            counted=0, dropped=0, status="no_ballots", score=None, component=None,
-            total_sum=Decimal(0), **base,  # type: ignore[arg-type]
+            counted=0,
+            dropped=0,
+            status="no_ballots",
+            score=None,
+            component=None,
+            total_sum=Decimal(0),
+            **base,  # type: ignore[arg-type]
         )
 
     weighted = [spec for spec in groups if spec.weight]
@@ -185,17 +186,28 @@ def compute(
         score = mean([ballot.total for ballot in kept])
         points, items = _averages(template, kept)
         return Figures(
-            counted=len(kept), dropped=dropped, status="ok", score=score,
+            counted=len(kept),
+            dropped=dropped,
+            status="ok",
+            score=score,
             component=score * Fraction(rules.component_weight),
             total_sum=sum((ballot.total for ballot in kept), Decimal(0)),
-            point_averages=points, item_averages=items, **base,  # type: ignore[arg-type]
+            point_averages=points,
+            item_averages=items,
+            **base,  # type: ignore[arg-type]
         )
 
     short = [spec.key for spec in weighted if len(by_group.get(spec.key, [])) < rules.k]
     if short:
         return Figures(
-            counted=0, dropped=0, status="insufficient", score=None, component=None,
-            total_sum=Decimal(0), insufficient_groups=short, **base,  # type: ignore[arg-type]
+            counted=0,
+            dropped=0,
+            status="insufficient",
+            score=None,
+            component=None,
+            total_sum=Decimal(0),
+            insufficient_groups=short,
+            **base,  # type: ignore[arg-type]
         )
     score = Fraction(0)
     points = {point.id: Fraction(0) for point in template.points}
@@ -216,9 +228,15 @@ def compute(
         for key, value in group_items.items():
             items[key] += share * value
     return Figures(
-        counted=counted, dropped=dropped, status="ok", score=score,
-        component=score * Fraction(rules.component_weight), total_sum=total_sum,
-        point_averages=points, item_averages=items, **base,  # type: ignore[arg-type]
+        counted=counted,
+        dropped=dropped,
+        status="ok",
+        score=score,
+        component=score * Fraction(rules.component_weight),
+        total_sum=total_sum,
+        point_averages=points,
+        item_averages=items,
+        **base,  # type: ignore[arg-type]
     )
 
 

@@ -11,8 +11,19 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Values that appear in tutorials and sample files; a deployment that uses one has no secret.
 KNOWN_DEFAULT_SECRETS = frozenset(
-    {"secret", "changeme", "change-me", "changethis", "dev", "development", "test", "password",
-     "secret-key", "your-secret-key", "onsite-ballot"}
+    {
+        "secret",
+        "changeme",
+        "change-me",
+        "changethis",
+        "dev",
+        "development",
+        "test",
+        "password",
+        "secret-key",
+        "your-secret-key",
+        "onsite-ballot",
+    }
 )
 MIN_SECRET_LENGTH = 32
 SECRET_FILE = "secret_key"

@@ -70,7 +70,9 @@ def seed_reference(*, session: Session) -> None:
     if session.get(TemplateVersion, (template.id, template.version)) is None:
         session.add(
             TemplateVersion(
-                template_id=template.id, version=template.version, name=template.name,
+                template_id=template.id,
+                version=template.version,
+                name=template.name,
                 body=template.to_json(),
             )
         )
@@ -78,31 +80,44 @@ def seed_reference(*, session: Session) -> None:
 
 
 def is_empty(*, session: Session) -> bool:
-    return session.exec(select(func.count()).select_from(Unit)).one()[0] == 0  # type: ignore[call-overload]
+    return int(session.execute(select(func.count()).select_from(Unit)).scalar_one()) == 0
 
 
 def seed_demo(*, session: Session, year: int, date: dt.date) -> Meeting:
     unit = create_unit(
-        session=session, actor="system:seed", code="DEMO001", name="示例单位（演示用）",
+        session=session,
+        actor="system:seed",
+        code="DEMO001",
+        name="示例单位（演示用）",
         category="party_gov",
     )
     return create_meeting(
         session=session,
         actor="system:seed",
         body=MeetingCreate(
-            unit_code=unit.code, year=year, date=date, title=f"{year}年度党建工作述职评议会（演示）",
-            mode="cards", attendance=35,
+            unit_code=unit.code,
+            year=year,
+            date=date,
+            title=f"{year}年度党建工作述职评议会（演示）",
+            mode="cards",
+            attendance=35,
         ),
     )
 
 
 def audit(
-    *, session: Session, actor: str, action: str, meeting_id: int | None = None,
+    *,
+    session: Session,
+    actor: str,
+    action: str,
+    meeting_id: int | None = None,
     detail: dict[str, Any] | None = None,
 ) -> None:
     session.add(
         AuditEvent(
-            actor=actor, action=action, meeting_id=meeting_id,
+            actor=actor,
+            action=action,
+            meeting_id=meeting_id,
             detail=canonical_json(detail or {}),
         )
     )
@@ -112,7 +127,7 @@ def list_audit(*, session: Session, meeting_id: int | None = None) -> list[Audit
     query = select(AuditEvent).order_by(col(AuditEvent.id))
     if meeting_id is not None:
         query = query.where(col(AuditEvent.meeting_id) == meeting_id)
-    return list(session.exec(query).scalars())  # type: ignore[call-overload]
+    return list(session.scalars(query))
 
 
 # ---- API keys ---------------------------------------------------------------------------------
@@ -132,7 +147,7 @@ def create_api_key(*, session: Session, name: str, scopes: str = "admin") -> str
 
 
 def authenticate_api_key(*, session: Session, key: str) -> ApiKey | None:
-    row = session.exec(select(ApiKey).where(col(ApiKey.key_hash) == _key_hash(key))).scalars().first()  # type: ignore[call-overload]
+    row = session.scalars(select(ApiKey).where(col(ApiKey.key_hash) == _key_hash(key))).first()
     if row is None or row.revoked:
         return None
     today = dt.date.today()
@@ -140,18 +155,18 @@ def authenticate_api_key(*, session: Session, key: str) -> ApiKey | None:
         row.last_used_on = today
         session.add(row)
         session.commit()
-    return row  # type: ignore[no-any-return]
+    return row
 
 
 def count_api_keys(*, session: Session) -> int:
-    return int(session.exec(select(func.count()).select_from(ApiKey)).one()[0])  # type: ignore[call-overload]
+    return int(session.execute(select(func.count()).select_from(ApiKey)).scalar_one())
 
 
 # ---- units ------------------------------------------------------------------------------------
 
 
 def categories(*, session: Session) -> list[Category]:
-    return list(session.exec(select(Category).order_by(col(Category.position))).scalars())  # type: ignore[call-overload]
+    return list(session.scalars(select(Category).order_by(col(Category.position))))
 
 
 def _category_keys(session: Session) -> list[str]:
@@ -181,19 +196,20 @@ def create_unit(*, session: Session, actor: str, code: str, name: str, category:
 
 
 def find_unit(*, session: Session, code: str) -> Unit | None:
-    return session.exec(select(Unit).where(col(Unit.code) == code)).scalars().first()  # type: ignore[call-overload, no-any-return]
+    return session.scalars(select(Unit).where(col(Unit.code) == code)).first()
 
 
 def list_units(*, session: Session, category: str | None = None) -> list[Unit]:
-    query = select(Unit).order_by(col(Unit.category_key), col(Unit.code))
+    # In the order the categories are listed in DESIGN.md, then by code.
+    query = select(Unit).join(Category).order_by(col(Category.position), col(Unit.code))
     if category:
         query = query.where(col(Unit.category_key) == category)
-    return list(session.exec(query).scalars())  # type: ignore[call-overload]
+    return list(session.scalars(query))
 
 
 def import_units(*, session: Session, actor: str, data: bytes) -> list[Unit]:
     """All rows of the CSV, or none: a bad row raises before anything is written."""
-    taken = set(session.exec(select(Unit.code)).scalars())  # type: ignore[call-overload]
+    taken = set(session.scalars(select(col(Unit.code))))
     rows: list[UnitRow] = parse_units_csv(data, categories=_category_keys(session), taken_codes=taken)
     units = [Unit(code=row.code, name=row.name, category_key=row.category) for row in rows]
     session.add_all(units)
@@ -212,7 +228,7 @@ def _parse_cached(body: str) -> BallotTemplate:
 
 
 def get_template(*, session: Session | Connection, template_id: str, version: int | None = None) -> BallotTemplate:
-    query = select(TemplateVersion.body).where(col(TemplateVersion.template_id) == template_id)
+    query = select(col(TemplateVersion.body)).where(col(TemplateVersion.template_id) == template_id)
     if version is None:
         query = query.order_by(col(TemplateVersion.version).desc())
     else:
@@ -227,7 +243,7 @@ def get_template(*, session: Session | Connection, template_id: str, version: in
 
 def list_templates(*, session: Session) -> list[tuple[str, list[int], str]]:
     rows = session.execute(
-        select(TemplateVersion.template_id, TemplateVersion.version, TemplateVersion.name).order_by(
+        select(col(TemplateVersion.template_id), col(TemplateVersion.version), col(TemplateVersion.name)).order_by(
             col(TemplateVersion.template_id), col(TemplateVersion.version)
         )
     ).all()
@@ -250,12 +266,11 @@ def save_template(*, session: Session, actor: str, template: BallotTemplate) -> 
         next_version = template.version
     template = template.model_copy(update={"version": next_version})
     session.add(
-        TemplateVersion(
-            template_id=template.id, version=template.version, name=template.name, body=template.to_json()
-        )
+        TemplateVersion(template_id=template.id, version=template.version, name=template.name, body=template.to_json())
     )
-    audit(session=session, actor=actor, action="template.create",
-          detail={"id": template.id, "version": template.version})
+    audit(
+        session=session, actor=actor, action="template.create", detail={"id": template.id, "version": template.version}
+    )
     session.commit()
     return template
 
@@ -272,7 +287,9 @@ def group_specs(meeting: Meeting) -> list[GroupSpec]:
 
 def rules_of(meeting: Meeting, *, k: int) -> Rules:
     return Rules(
-        trim=meeting.trim, k=k, component_weight=Decimal(meeting.component_weight),
+        trim=meeting.trim,
+        k=k,
+        component_weight=Decimal(meeting.component_weight),
         flagged_rule="exclude" if meeting.flagged_rule == "exclude" else "count",
     )
 
@@ -289,17 +306,14 @@ def _check_groups(groups: Sequence[GroupIn]) -> list[dict[str, str | None]]:
         raise Invalid("meeting_weights_partial")
     if given:
         try:
-            numbers = [Decimal(w) for w in given]  # type: ignore[arg-type]
+            numbers = [Decimal(w) for w in given]
         except ArithmeticError:
             raise Invalid("meeting_groups", error="权重应为数字 (weights must be numbers)") from None
         if any(not n.is_finite() or n < 0 for n in numbers):
             raise Invalid("meeting_groups", error="权重不能为负 (weights cannot be negative)")
         if sum(numbers) != 100:
             raise Invalid("meeting_weights_sum", total=str(sum(numbers)))
-    return [
-        {"key": g.key, "name": g.name, "weight": str(Decimal(g.weight)) if g.weight else None}
-        for g in groups
-    ]
+    return [{"key": g.key, "name": g.name, "weight": str(Decimal(g.weight)) if g.weight else None} for g in groups]
 
 
 def create_meeting(*, session: Session, actor: str, body: MeetingCreate) -> Meeting:
@@ -310,17 +324,28 @@ def create_meeting(*, session: Session, actor: str, body: MeetingCreate) -> Meet
     groups_in = body.groups or [GroupIn(key=key, name=name) for key, name in DEFAULT_GROUPS]
     meeting = Meeting(
         unit_id=unit.id,  # type: ignore[arg-type]
-        year=body.year, date=body.date, title=body.title.strip(),
-        template_id=template.id, template_version=template.version,
-        mode=body.mode, attendance=body.attendance,
+        year=body.year,
+        date=body.date,
+        title=body.title.strip(),
+        template_id=template.id,
+        template_version=template.version,
+        mode=body.mode,
+        attendance=body.attendance,
         groups=canonical_json(_check_groups(groups_in)),
-        trim=body.trim, component_weight=body.component_weight, flagged_rule=body.flagged_rule,
+        trim=body.trim,
+        component_weight=body.component_weight,
+        flagged_rule=body.flagged_rule,
     )
     session.add(meeting)
     session.flush()
     session.add(Tally(meeting_id=meeting.id))  # type: ignore[arg-type]
-    audit(session=session, actor=actor, action="meeting.create", meeting_id=meeting.id,
-          detail={"unit": unit.code, "title": meeting.title})
+    audit(
+        session=session,
+        actor=actor,
+        action="meeting.create",
+        meeting_id=meeting.id,
+        detail={"unit": unit.code, "title": meeting.title},
+    )
     session.commit()
     return meeting
 
@@ -329,10 +354,10 @@ def get_meeting(*, session: Session, meeting_id: int, lock: bool = False) -> Mee
     query = select(Meeting).where(col(Meeting.id) == meeting_id)
     if lock:
         query = query.with_for_update()
-    meeting = session.exec(query).scalars().first()  # type: ignore[call-overload]
+    meeting = session.scalars(query).first()
     if meeting is None:
         raise NotFound("meeting_not_found", id=meeting_id)
-    return meeting  # type: ignore[no-any-return]
+    return meeting
 
 
 def unit_of(*, session: Session, meeting: Meeting) -> tuple[Unit, Category]:
@@ -347,7 +372,7 @@ def list_meetings(*, session: Session, year: int | None = None) -> list[Meeting]
     query = select(Meeting).order_by(col(Meeting.date), col(Meeting.id))
     if year is not None:
         query = query.where(col(Meeting.year) == year)
-    return list(session.exec(query).scalars())  # type: ignore[call-overload]
+    return list(session.scalars(query))
 
 
 Action = Literal["open", "close", "reopen"]
@@ -358,8 +383,9 @@ _ACTION_ZH = {"open": "开启", "close": "结束", "reopen": "重新开启"}
 
 def _require_state(meeting: Meeting, action: Action) -> None:
     if meeting.state != _ALLOWED[action]:
-        raise Conflict("meeting_transition", state=_STATE_ZH.get(meeting.state, meeting.state),
-                       action=_ACTION_ZH[action])
+        raise Conflict(
+            "meeting_transition", state=_STATE_ZH.get(meeting.state, meeting.state), action=_ACTION_ZH[action]
+        )
 
 
 def open_meeting(*, session: Session, actor: str, meeting_id: int) -> Meeting:
@@ -379,8 +405,9 @@ def reopen_meeting(*, session: Session, actor: str, meeting_id: int, reason: str
     _require_state(meeting, "reopen")
     meeting.state = "open"
     session.add(meeting)
-    audit(session=session, actor=actor, action="meeting.reopen", meeting_id=meeting_id,
-          detail={"reason": reason.strip()})
+    audit(
+        session=session, actor=actor, action="meeting.reopen", meeting_id=meeting_id, detail={"reason": reason.strip()}
+    )
     session.commit()
     return meeting
 
@@ -395,7 +422,7 @@ class StoredBallot:
 def meeting_ballots(*, conn: Session | Connection, meeting_id: int) -> list[StoredBallot]:
     """A meeting's ballots in random-id order: the only order the box has."""
     rows = conn.execute(
-        select(Ballot.group_key, Ballot.answers, Ballot.comment)
+        select(col(Ballot.group_key), col(Ballot.answers), col(Ballot.comment))
         .where(col(Ballot.meeting_id) == meeting_id)
         .order_by(col(Ballot.id))
     ).all()
@@ -405,8 +432,7 @@ def meeting_ballots(*, conn: Session | Connection, meeting_id: int) -> list[Stor
 def ballot_set_digest(ballots: Iterable[StoredBallot]) -> str:
     """SHA-256 over the sorted canonical ballots; anyone with the raw ballots can recompute it."""
     canon = sorted(
-        canonical_json({"group": b.group, "answers": b.answers, "comment": b.comment or ""})
-        for b in ballots
+        canonical_json({"group": b.group, "answers": b.answers, "comment": b.comment or ""}) for b in ballots
     )
     return hashlib.sha256(("[" + ",".join(canon) + "]").encode("utf-8")).hexdigest()
 
@@ -427,27 +453,31 @@ def close_meeting(*, session: Session, actor: str, meeting_id: int, k: int) -> R
     template = get_template(session=session, template_id=meeting.template_id, version=meeting.template_version)
     ballots = meeting_ballots(conn=session, meeting_id=meeting_id)
     figures = figures_for(template=template, meeting=meeting, ballots=ballots, k=k)
-    latest = session.execute(
-        select(func.max(Result.version)).where(col(Result.meeting_id) == meeting_id)
-    ).scalar()
+    latest = session.execute(select(func.max(Result.version)).where(col(Result.meeting_id) == meeting_id)).scalar()
     result = Result(
-        meeting_id=meeting_id, version=(latest or 0) + 1, figures=figures.model_dump_json(),
-        digest=ballot_set_digest(ballots), ballot_count=len(ballots),
+        meeting_id=meeting_id,
+        version=(latest or 0) + 1,
+        figures=figures.model_dump_json(),
+        digest=ballot_set_digest(ballots),
+        ballot_count=len(ballots),
     )
     session.add(result)
     meeting.state = "closed"
     session.add(meeting)
     session.execute(
-        update(Tally).where(col(Tally.meeting_id) == meeting_id).values(
-            ballot_count=len(ballots), published_count=len(ballots), published=result.figures
-        )
+        update(Tally)
+        .where(col(Tally.meeting_id) == meeting_id)
+        .values(ballot_count=len(ballots), published_count=len(ballots), published=result.figures)
     )
     # The retry fingerprints have done their job; after close nothing may tell ballots apart.
-    session.execute(
-        update(BallotToken).where(col(BallotToken.meeting_id) == meeting_id).values(fingerprint=None)
+    session.execute(update(BallotToken).where(col(BallotToken.meeting_id) == meeting_id).values(fingerprint=None))
+    audit(
+        session=session,
+        actor=actor,
+        action="meeting.close",
+        meeting_id=meeting_id,
+        detail={"version": result.version, "ballots": len(ballots), "digest": result.digest},
     )
-    audit(session=session, actor=actor, action="meeting.close", meeting_id=meeting_id,
-          detail={"version": result.version, "ballots": len(ballots), "digest": result.digest})
     session.commit()
     return result
 
@@ -456,11 +486,10 @@ def latest_result(*, session: Session, meeting_id: int) -> Result:
     meeting = get_meeting(session=session, meeting_id=meeting_id)
     if meeting.state != "closed":
         raise Conflict("meeting_not_closed")
-    result = session.exec(
-        select(Result).where(col(Result.meeting_id) == meeting_id).order_by(col(Result.version).desc())
-    ).scalars().first()  # type: ignore[call-overload]
+    query = select(Result).where(col(Result.meeting_id) == meeting_id).order_by(col(Result.version).desc())
+    result = session.scalars(query).first()
     assert result is not None, "a closed meeting always has a result"
-    return result  # type: ignore[no-any-return]
+    return result
 
 
 def tally(*, session: Session, meeting_id: int) -> tuple[Meeting, Tally, int]:
@@ -468,9 +497,9 @@ def tally(*, session: Session, meeting_id: int) -> tuple[Meeting, Tally, int]:
     row = session.get(Tally, meeting_id)
     assert row is not None
     issued = session.execute(
-        select(func.count()).select_from(BallotToken).where(
-            col(BallotToken.meeting_id) == meeting_id, col(BallotToken.void).is_(False)
-        )
+        select(func.count())
+        .select_from(BallotToken)
+        .where(col(BallotToken.meeting_id) == meeting_id, col(BallotToken.void).is_(False))
     ).scalar_one()
     return meeting, row, int(issued)
 
@@ -478,7 +507,9 @@ def tally(*, session: Session, meeting_id: int) -> tuple[Meeting, Tally, int]:
 # ---- tokens -----------------------------------------------------------------------------------
 
 
-def mint_tokens(*, session: Session, actor: str, meeting_id: int, count: int, group: str | None) -> list[tuple[str, str | None]]:
+def mint_tokens(
+    *, session: Session, actor: str, meeting_id: int, count: int, group: str | None
+) -> list[tuple[str, str | None]]:
     """Mint single-use codes; only their hashes are kept, so they are shown this once."""
     meeting = get_meeting(session=session, meeting_id=meeting_id)
     if meeting.state == "closed":
@@ -493,11 +524,24 @@ def mint_tokens(*, session: Session, actor: str, meeting_id: int, count: int, gr
     codes = [tokens_mod.mint_code() for _ in range(count)]
     session.execute(
         insert(BallotToken),
-        [{"hash": tokens_mod.token_hash(code), "meeting_id": meeting_id, "group_key": group,
-          "used": False, "void": False} for code in codes],
+        [
+            {
+                "hash": tokens_mod.token_hash(code),
+                "meeting_id": meeting_id,
+                "group_key": group,
+                "used": False,
+                "void": False,
+            }
+            for code in codes
+        ],
     )
-    audit(session=session, actor=actor, action="tokens.mint", meeting_id=meeting_id,
-          detail={"count": count, "group": group})
+    audit(
+        session=session,
+        actor=actor,
+        action="tokens.mint",
+        meeting_id=meeting_id,
+        detail={"count": count, "group": group},
+    )
     session.commit()
     return [(code, group) for code in codes]
 
@@ -520,7 +564,7 @@ class Outcome:
 
 @dataclass
 class _MeetingInfo:
-    meeting: Meeting
+    meeting: Any  # the meeting's row, read under a share lock for the batch
     template: BallotTemplate
     added: int = 0
 
@@ -536,7 +580,7 @@ def submit_batch(*, conn: Connection, submissions: Sequence[Submission], k: int)
     rows = {
         row.hash: row
         for row in conn.execute(
-            select(BallotToken).where(col(BallotToken.hash).in_(set(hashes.values())))
+            select(BallotToken.__table__).where(col(BallotToken.hash).in_(set(hashes.values())))  # type: ignore[attr-defined]
         ).all()
     }
     meetings: dict[int, _MeetingInfo] = {}
@@ -554,8 +598,8 @@ def submit_batch(*, conn: Connection, submissions: Sequence[Submission], k: int)
         info = meetings.get(token.meeting_id)
         if info is None:
             meeting = conn.execute(
-                select(Meeting).where(col(Meeting.id) == token.meeting_id).with_for_update(read=True)
-            ).scalar_one()
+                select(Meeting.__table__).where(Meeting.__table__.c.id == token.meeting_id).with_for_update(read=True)  # type: ignore[attr-defined]
+            ).one()
             template = get_template(session=conn, template_id=meeting.template_id, version=meeting.template_version)
             info = meetings[token.meeting_id] = _MeetingInfo(meeting, template)
         outcomes[index] = _spend_one(conn, sub, token_hash, token, info, spent_now)
@@ -566,7 +610,11 @@ def submit_batch(*, conn: Connection, submissions: Sequence[Submission], k: int)
 
 
 def _spend_one(
-    conn: Connection, sub: Submission, token_hash: str, token: Any, info: _MeetingInfo,
+    conn: Connection,
+    sub: Submission,
+    token_hash: str,
+    token: Any,
+    info: _MeetingInfo,
     spent_now: dict[str, str],
 ) -> Outcome:
     try:
@@ -594,16 +642,20 @@ def _spend_one(
     )
     if spent.rowcount != 1:
         # Another worker spent it between our read and our update.
-        theirs = conn.execute(select(BallotToken.fingerprint).where(col(BallotToken.hash) == token_hash)).scalar()
+        theirs = conn.execute(select(col(BallotToken.fingerprint)).where(col(BallotToken.hash) == token_hash)).scalar()
         if theirs is None or theirs == fingerprint:
             return Outcome(status="already_counted")
         return Outcome(error=Conflict("token_spent_different"))
     scored = score_ballot(info.template, answers, token.group_key)
     conn.execute(
         insert(Ballot).values(
-            id=secrets.token_hex(16), meeting_id=info.meeting.id, group_key=token.group_key,
-            answers=canonical_json(answers), total=format(scored.total, "f"),
-            flagged=scored.flagged, comment=comment,
+            id=secrets.token_hex(16),
+            meeting_id=info.meeting.id,
+            group_key=token.group_key,
+            answers=canonical_json(answers),
+            total=format(scored.total, "f"),
+            flagged=scored.flagged,
+            comment=comment,
         )
     )
     spent_now[token_hash] = fingerprint
@@ -618,13 +670,14 @@ def _advance_tally(conn: Connection, info: _MeetingInfo, *, k: int) -> None:
         update(Tally)
         .where(col(Tally.meeting_id) == meeting_id)
         .values(ballot_count=Tally.ballot_count + info.added)
-        .returning(Tally.ballot_count, Tally.published_count)
+        .returning(col(Tally.ballot_count), col(Tally.published_count))
     ).one()
     if count - published_count < k:
         return
-    ballots = meeting_ballots(conn=conn, meeting_id=meeting_id)  # type: ignore[arg-type]
+    ballots = meeting_ballots(conn=conn, meeting_id=meeting_id)
     figures = figures_for(template=info.template, meeting=info.meeting, ballots=ballots, k=k)
     conn.execute(
-        update(Tally).where(col(Tally.meeting_id) == meeting_id)
+        update(Tally)
+        .where(col(Tally.meeting_id) == meeting_id)
         .values(published_count=len(ballots), published=figures.model_dump_json())
     )

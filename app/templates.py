@@ -116,9 +116,7 @@ def check_template(template: BallotTemplate) -> list[Problem]:
             problems.append(Problem("template_duplicate_id", {"id": grade.key}))
         grade_keys.add(grade.key)
         if not Decimal(0) <= grade.fraction <= Decimal(1):
-            problems.append(
-                Problem("template_grade_fraction", {"grade": grade.key, "fraction": grade.fraction})
-            )
+            problems.append(Problem("template_grade_fraction", {"grade": grade.key, "fraction": grade.fraction}))
     return problems
 
 

@@ -58,7 +58,7 @@ class BallotWriter:
                 batch.append(self._queue.get_nowait())
             try:
                 outcomes = await asyncio.to_thread(self._write, [sub for sub, _ in batch])
-            except Exception as exc:  # noqa: BLE001 - every waiter must get an answer
+            except Exception as exc:
                 # The exception's type only: its text could quote a token.
                 log.error("ballot writer failed: %s", type(exc).__name__)
                 outcomes = [store.Outcome(error=WriteFailed("internal"))] * len(batch)
@@ -70,7 +70,7 @@ class BallotWriter:
         try:
             with self._database.writing() as conn:
                 return store.submit_batch(conn=conn, submissions=submissions, k=self._k)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             if len(submissions) == 1:
                 raise
             log.warning("batch of %d failed (%s); retrying one by one", len(submissions), type(exc).__name__)
@@ -79,7 +79,7 @@ class BallotWriter:
             try:
                 with self._database.writing() as conn:
                     outcomes.extend(store.submit_batch(conn=conn, submissions=[submission], k=self._k))
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 log.error("ballot write failed: %s", type(exc).__name__)
                 outcomes.append(store.Outcome(error=WriteFailed("internal")))
         return outcomes

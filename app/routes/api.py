@@ -36,11 +36,9 @@ from app.settings import Settings
 from app.templates import BallotTemplate, parse_template
 from app.tokens import normalize, printable
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorBody} for status in (401, 403, 404, 409, 413, 422)
-}
+ERRORS: dict[int | str, dict[str, Any]] = {status: {"model": ErrorBody} for status in (401, 403, 404, 409, 413, 422)}
 
-router = APIRouter(prefix="/api/v1", responses=ERRORS)  # type: ignore[arg-type]
+router = APIRouter(prefix="/api/v1", responses=ERRORS)
 bearer = HTTPBearer(auto_error=False)
 
 
@@ -67,8 +65,9 @@ ActorDep = Annotated[str, Depends(api_actor)]
 
 def unit_public(session: Session, unit: Any) -> UnitPublic:
     names = {c.key: c.name for c in store.categories(session=session)}
-    return UnitPublic(code=unit.code, name=unit.name, category=unit.category_key,
-                      category_name=names[unit.category_key])
+    return UnitPublic(
+        code=unit.code, name=unit.name, category=unit.category_key, category_name=names[unit.category_key]
+    )
 
 
 @router.post("/units", status_code=201, tags=["units"])
@@ -112,9 +111,7 @@ def get_template(template_id: str, session: SessionDep, _: ActorDep, version: in
 
 
 @router.post("/templates", status_code=201, tags=["templates"])
-def create_template(
-    session: SessionDep, actor: ActorDep, body: Annotated[dict[str, Any], Body()]
-) -> BallotTemplate:
+def create_template(session: SessionDep, actor: ActorDep, body: Annotated[dict[str, Any], Body()]) -> BallotTemplate:
     """A new template, or the next version of an existing one. Validated before anything is stored."""
     return store.save_template(session=session, actor=actor, template=parse_template(body))
 
@@ -125,16 +122,22 @@ def create_template(
 def meeting_public(session: Session, settings: Settings, meeting: Meeting) -> MeetingPublic:
     unit, category = store.unit_of(session=session, meeting=meeting)
     return MeetingPublic(
-        id=meeting.id,  # type: ignore[arg-type]
-        unit_code=unit.code, unit_name=unit.name, category=category.key,
-        year=meeting.year, date=meeting.date, title=meeting.title,
-        template_id=meeting.template_id, template_version=meeting.template_version,
-        mode=meeting.mode,  # type: ignore[arg-type]
+        id=meeting.id,
+        unit_code=unit.code,
+        unit_name=unit.name,
+        category=category.key,
+        year=meeting.year,
+        date=meeting.date,
+        title=meeting.title,
+        template_id=meeting.template_id,
+        template_version=meeting.template_version,
+        mode=meeting.mode,
         attendance=meeting.attendance,
         groups=[GroupPublic(**group) for group in json.loads(meeting.groups)],
-        trim=meeting.trim, component_weight=meeting.component_weight,
+        trim=meeting.trim,
+        component_weight=meeting.component_weight,
         flagged_rule=meeting.flagged_rule,
-        state=meeting.state,  # type: ignore[arg-type]
+        state=meeting.state,
     )
 
 
@@ -145,7 +148,9 @@ def create_meeting(body: MeetingCreate, session: SessionDep, settings: SettingsD
 
 
 @router.get("/meetings", tags=["meetings"])
-def list_meetings(session: SessionDep, settings: SettingsDep, _: ActorDep, year: int | None = None) -> list[MeetingPublic]:
+def list_meetings(
+    session: SessionDep, settings: SettingsDep, _: ActorDep, year: int | None = None
+) -> list[MeetingPublic]:
     return [meeting_public(session, settings, m) for m in store.list_meetings(session=session, year=year)]
 
 
@@ -168,19 +173,25 @@ def close_meeting(meeting_id: int, session: SessionDep, settings: SettingsDep, a
 
 
 @router.post("/meetings/{meeting_id}/reopen", tags=["meetings"])
-def reopen_meeting(meeting_id: int, body: ReopenBody, session: SessionDep, settings: SettingsDep, actor: ActorDep) -> MeetingPublic:
+def reopen_meeting(
+    meeting_id: int, body: ReopenBody, session: SessionDep, settings: SettingsDep, actor: ActorDep
+) -> MeetingPublic:
     meeting = store.reopen_meeting(session=session, actor=actor, meeting_id=meeting_id, reason=body.reason)
     return meeting_public(session, settings, meeting)
 
 
 @router.post("/meetings/{meeting_id}/tokens", status_code=201, tags=["meetings"])
-def mint_tokens(meeting_id: int, body: MintBody, session: SessionDep, settings: SettingsDep, actor: ActorDep) -> MintedTokens:
+def mint_tokens(
+    meeting_id: int, body: MintBody, session: SessionDep, settings: SettingsDep, actor: ActorDep
+) -> MintedTokens:
     """Mint single-use ballot codes. They are shown in this answer only: the service keeps hashes."""
     minted = store.mint_tokens(session=session, actor=actor, meeting_id=meeting_id, count=body.count, group=body.group)
     base = settings.base_url.rstrip("/")
     return MintedTokens(
-        tokens=[MintedToken(code=code, printable=printable(code), group=group, url=f"{base}/b/{code}")
-                for code, group in minted]
+        tokens=[
+            MintedToken(code=code, printable=printable(code), group=group, url=f"{base}/b/{code}")
+            for code, group in minted
+        ]
     )
 
 
@@ -190,7 +201,7 @@ def get_tally(meeting_id: int, session: SessionDep, settings: SettingsDep, _: Ac
     meeting, row, issued = store.tally(session=session, meeting_id=meeting_id)
     return TallyPublic(
         meeting_id=meeting_id,
-        state=meeting.state,  # type: ignore[arg-type]
+        state=meeting.state,
         attendance=meeting.attendance,
         tokens_issued=issued,
         ballots_counted=row.ballot_count,
@@ -202,8 +213,11 @@ def get_tally(meeting_id: int, session: SessionDep, settings: SettingsDep, _: Ac
 
 def result_public(result: Any) -> ResultPublic:
     return ResultPublic(
-        meeting_id=result.meeting_id, version=result.version, digest=result.digest,
-        closed_at=result.created_at, figures=FiguresPublic.model_validate_json(result.figures),
+        meeting_id=result.meeting_id,
+        version=result.version,
+        digest=result.digest,
+        closed_at=result.created_at,
+        figures=FiguresPublic.model_validate_json(result.figures),
     )
 
 
@@ -215,10 +229,14 @@ def get_result(meeting_id: int, session: SessionDep, _: ActorDep) -> ResultPubli
 
 # ---- ballots ----------------------------------------------------------------------------------
 
-COUNTED = {"zh": "您的测评票已计入。投票是匿名的，任何人都无法知道您的选择。",
-           "en": "Your ballot has been counted. It is anonymous: nobody can tell what you chose."}
-ALREADY = {"zh": "这张测评票此前已经计入，无需再次提交。",
-           "en": "This ballot was already counted; there is nothing more to do."}
+COUNTED = {
+    "zh": "您的测评票已计入。投票是匿名的，任何人都无法知道您的选择。",
+    "en": "Your ballot has been counted. It is anonymous: nobody can tell what you chose.",
+}
+ALREADY = {
+    "zh": "这张测评票此前已经计入，无需再次提交。",
+    "en": "This ballot was already counted; there is nothing more to do.",
+}
 
 
 @router.post(

@@ -13,7 +13,6 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-
 revision: str = '522ca3bf2552'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None

@@ -1,0 +1,59 @@
+"""One token, many simultaneous submits: exactly one ballot, on each backend."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from app import store
+from app.db import Database
+from app.models import Ballot, BallotToken, Tally
+from tests.conftest import ALL_A, mint, open_meeting
+
+PARALLEL = 16
+
+
+def test_same_token_in_parallel_transactions_stores_one_ballot(
+    client: TestClient, auth: dict[str, str], database: Database
+) -> None:
+    """Each thread runs its own transaction, as separate worker processes would."""
+    meeting = open_meeting(client, auth)
+    [code] = mint(client, auth, meeting["id"], 1)
+    start = threading.Barrier(PARALLEL)
+
+    def spend() -> str | None:
+        start.wait()
+        with database.writing() as conn:
+            [outcome] = store.submit_batch(
+                conn=conn, submissions=[store.Submission(code=code, answers=ALL_A, comment=None)], k=5
+            )
+        return outcome.status
+
+    with ThreadPoolExecutor(PARALLEL) as pool:
+        statuses = list(pool.map(lambda _: spend(), range(PARALLEL)))
+    assert sorted(statuses, key=str) == ["already_counted"] * (PARALLEL - 1) + ["counted"]
+    with database.reading() as conn:
+        assert conn.execute(select(func.count()).select_from(Ballot)).scalar_one() == 1
+        assert conn.execute(select(BallotToken.used)).scalars().all() == [True]
+        assert conn.execute(select(Tally.ballot_count)).scalar_one() == 1
+
+
+def test_same_token_in_parallel_http_requests(client: TestClient, auth: dict[str, str], database: Database) -> None:
+    meeting = open_meeting(client, auth)
+    [code, other] = mint(client, auth, meeting["id"], 2)
+    start = threading.Barrier(PARALLEL)
+
+    def post(token: str) -> int:
+        start.wait()
+        return client.post("/api/v1/ballots", json={"token": token, "answers": ALL_A}).status_code
+
+    with ThreadPoolExecutor(PARALLEL) as pool:
+        codes = [code] * (PARALLEL - 1) + [other]
+        statuses = list(pool.map(post, codes))
+    assert sorted(statuses) == [200] * (PARALLEL - 2) + [201, 201]
+    with database.reading() as conn:
+        assert conn.execute(select(func.count()).select_from(Ballot)).scalar_one() == 2
+        assert conn.execute(select(Tally.ballot_count)).scalar_one() == 2
