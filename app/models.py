@@ -238,7 +238,6 @@ class MeetingPublic(BaseModel):
     component_weight: str
     flagged_rule: str
     state: MeetingState
-    ballot_url: str | None = None
 
 
 class ReopenBody(ApiModel):
