@@ -141,6 +141,23 @@ class AuditEvent(SQLModel, table=True):
     detail: str = Field(default="{}", sa_column=Column(Text, nullable=False))
 
 
+class User(SQLModel, table=True):
+    """An organizer: the committee's staff (admin), a deputy secretary (secretary) or a reader (viewer)."""
+
+    __tablename__ = "organizer"
+
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(max_length=64, unique=True)
+    display_name: str = Field(max_length=64)
+    password_hash: str = Field(max_length=255)
+    role: str = Field(max_length=16)  # admin | secretary | viewer
+    categories: str = Field(default="", max_length=200)  # space-separated category keys
+    active: bool = True
+    failed_logins: int = 0
+    locked_until: dt.datetime | None = None
+    created_at: dt.datetime = Field(default_factory=utcnow)
+
+
 class ApiKey(SQLModel, table=True):
     __tablename__ = "api_key"
 
