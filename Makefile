@@ -24,5 +24,9 @@ unit: $(STAMP)
 
 test: lint unit
 
+# Not part of `make test`: minutes long, and its figures mean something only on a quiet machine.
+bench: $(STAMP)
+	$(BIN)/python -m bench.run
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -44,6 +44,12 @@ class Database:
             yield session
 
     @contextmanager
+    def read_session(self) -> Iterator[Session]:
+        """For requests that only read: on SQLite it never takes the write lock."""
+        with Session(self.read, expire_on_commit=False) as session:
+            yield session
+
+    @contextmanager
     def writing(self) -> Iterator[Connection]:
         with self.write.begin() as conn:
             yield conn

@@ -118,7 +118,33 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "单位编码 {code} 在文件中重复（另见第 {other} 行）",
         "Unit code {code} repeats (see line {other})",
     ),
+    "xlsx_unreadable": (
+        "无法读取这个 Excel 文件，请另存为 .xlsx 或 CSV UTF-8 后再试",
+        "This Excel file cannot be read; save it as .xlsx or CSV UTF-8 and try again",
+    ),
     "csv_empty": ("CSV 文件中没有单位", "The CSV file holds no units"),
+    # organizer accounts
+    "account_role": (
+        "角色 {role} 无效，可选：admin/secretary/viewer",
+        "Role {role} is not one of admin/secretary/viewer",
+    ),
+    "account_password": ("{error}", "{error}"),
+    "account_taken": ("用户名 {username} 已存在", "The username {username} is taken"),
+    "sign_in_failed": ("用户名或密码不正确", "Wrong username or password"),
+    "sign_in_locked": (
+        "密码错误次数过多，请 {minutes} 分钟后再试",
+        "Too many wrong passwords; try again in {minutes} minutes",
+    ),
+    "csrf": (
+        "页面已过期，请返回后重新提交（为安全起见，表单有时效）",
+        "The page has expired; go back and submit again (forms expire for safety)",
+    ),
+    "sign_in_required": ("请先登录", "Please sign in"),
+    "forbidden_category": (
+        "您无权管理或查看“{category}”类别的单位",
+        "You may not manage or see units of the category {category}",
+    ),
+    "api_key_scope": ("API 密钥权限 {scopes} 无效，可选：admin、export", "Scopes {scopes} must be admin and/or export"),
     # requests
     "request_invalid": ("请求内容有误：{error}", "The request is wrong: {error}"),
     "request_too_large": (
@@ -132,6 +158,39 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "forbidden": ("此 API 密钥无权执行该操作", "This API key may not do that"),
     "not_found": ("找不到该页面或资源", "Not found"),
     "internal": ("服务器内部错误，已记录，请稍后重试", "Internal error; it has been logged, please try again"),
+    # results export, webhooks, audit export
+    "results_unknown_filter": (
+        "不支持的查询参数 {names}；可用：{allowed}",
+        "Unknown query parameter {names}; allowed: {allowed}",
+    ),
+    "results_cursor": (
+        "cursor 无效：请使用上一页返回的 next_cursor 原样传回",
+        "The cursor is malformed: pass back the next_cursor of the previous page unchanged",
+    ),
+    "results_format": ("格式 {format} 无效，可选：json、csv、xlsx", "Format {format} is not one of json, csv, xlsx"),
+    "results_table": ("表 {table} 无效，可选：{allowed}", "Table {table} is not one of {allowed}"),
+    "results_none": (
+        "单位 {unit} 在 {year} 年没有已结束的现场测评",
+        "Unit {unit} has no closed on-site review in {year}",
+    ),
+    "composite_component": (
+        "{name} 应为 0 到 100 之间的数字，收到 {value}",
+        "{name} must be a number from 0 to 100, not {value}",
+    ),
+    "composite_weights": ("各部分权重之和应为 1，现为 {total}", "The weights must sum to 1, not {total}"),
+    "composite_no_score": (
+        "单位 {unit} 在 {year} 年的现场测评没有得分（票数不足）",
+        "Unit {unit}'s on-site review of {year} has no score (too few ballots)",
+    ),
+    "webhook_not_found": ("找不到 Webhook {id}", "No webhook {id}"),
+    "webhook_delivery_not_found": ("找不到推送记录 {id}", "No webhook delivery {id}"),
+    "webhook_deleted": ("Webhook {id} 已删除，不能再推送", "Webhook {id} was deleted; nothing can be sent to it"),
+    "audit_file": ("审计文件无法读取：{error}", "The audit file cannot be read: {error}"),
+    "audit_digest": (
+        "文件中的测评票与公布的摘要不符：有测评票被修改、增加或删除。公布的摘要 {published}，按文件计算 {computed}",
+        "The ballots in the file do not match the published digest: a ballot was changed, added or removed."
+        " Published {published}, computed from the file {computed}",
+    ),
 }
 
 

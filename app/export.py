@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import datetime as dt
+import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 
-from app.errors import Problem
+from app.errors import Invalid, Problem
+from app.export_schema import ResultRecord
 from app.models import (
+    Category,
     Figure,
     FiguresPublic,
     GroupFigure,
     ItemFigure,
+    Meeting,
     PointFigure,
+    Result,
+    Unit,
 )
 from app.scoring import Figures, GroupSpec, exact, round_half_up
 from app.templates import BallotTemplate
@@ -95,3 +105,179 @@ def figures_public(
         items=items,
         groups=group_figures,
     )
+
+
+# ---- results export --------------------------------------------------------------------------
+
+# A spreadsheet cell: text, a count, or a rounded figure (a number in XLSX, exact in CSV).
+Cell = str | int | Decimal | None
+
+
+def result_record(*, meeting: Meeting, unit: Unit, category: Category, result: Result) -> ResultRecord:
+    """A frozen result as other systems receive it. Small groups stay hidden, as at close."""
+    figures = FiguresPublic.model_validate_json(result.figures)
+    return ResultRecord(
+        unit_code=unit.code,
+        unit_name=unit.name,
+        category=category.key,
+        category_name=category.name,
+        year=meeting.year,
+        meeting_id=meeting.id,
+        meeting_date=meeting.date,
+        meeting_title=meeting.title,
+        template_id=meeting.template_id,
+        template_version=meeting.template_version,
+        result_version=result.version,
+        digest=result.digest,
+        closed_at=result.created_at,
+        status=figures.status,
+        ballots=figures.ballots,
+        counted=figures.counted,
+        dropped=figures.dropped,
+        flagged=figures.flagged,
+        excluded_flagged=figures.excluded_flagged,
+        score=figures.score,
+        component=figures.component,
+        component_weight=figures.component_weight,
+        total_sum=figures.total_sum,
+        items=figures.items,
+        groups=[group for group in figures.groups if group.ballots is not None],
+    )
+
+
+@dataclass(frozen=True)
+class Table:
+    """One sheet: a bilingual title, bilingual headers, rows."""
+
+    title: str
+    headers: list[str]
+    rows: list[list[Cell]]
+
+
+def _headers(columns: Sequence[tuple[str, str]]) -> list[str]:
+    return [f"{zh} {en}" for zh, en in columns]
+
+
+def _rounded(value: Figure | None) -> Decimal | None:
+    return Decimal(value.rounded) if value is not None else None
+
+
+def _exact(value: Figure | None) -> str | None:
+    return value.exact if value is not None else None
+
+
+RESULT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("单位编码", "Unit code"),
+    ("单位名称", "Unit name"),
+    ("类别代码", "Category key"),
+    ("类别", "Category"),
+    ("年度", "Year"),
+    ("评议会编号", "Meeting ID"),
+    ("评议会日期", "Meeting date"),
+    ("评议会名称", "Meeting title"),
+    ("测评票模板", "Template"),
+    ("模板版本", "Template version"),
+    ("结果版本", "Result version"),
+    ("结束时间(UTC)", "Closed at (UTC)"),
+    ("状态", "Status"),
+    ("测评票总数", "Ballots"),
+    ("计入票数", "Ballots counted"),
+    ("去掉最高最低分票数", "Dropped by trim"),
+    ("雷同票数", "Flagged"),
+    ("剔除雷同票数", "Flagged excluded"),
+    ("得分", "Score"),
+    ("得分精确值", "Score exact"),
+    ("折算权重", "Component weight"),
+    ("现场测评折算分", "On-site component"),
+    ("折算分精确值", "Component exact"),
+    ("计入票总分之和", "Sum of counted totals"),
+    ("测评票集摘要", "Ballot-set digest"),
+)
+POINT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("单位编码", "Unit code"),
+    ("单位名称", "Unit name"),
+    ("评议会编号", "Meeting ID"),
+    ("结果版本", "Result version"),
+    ("层级", "Level"),
+    ("测评项目编号", "Item ID"),
+    ("编号", "ID"),
+    ("名称", "Name"),
+    ("满分", "Maximum"),
+    ("平均分", "Average"),
+    ("平均分精确值", "Average exact"),
+)
+GROUP_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("单位编码", "Unit code"),
+    ("单位名称", "Unit name"),
+    ("评议会编号", "Meeting ID"),
+    ("结果版本", "Result version"),
+    ("评议人类别", "Rater group"),
+    ("类别名称", "Group name"),
+    ("权重(%)", "Weight (%)"),
+    ("票数", "Ballots"),
+    ("得分", "Score"),
+    ("得分精确值", "Score exact"),
+)
+
+
+def results_table(records: Sequence[ResultRecord]) -> Table:
+    rows: list[list[Cell]] = [
+        [
+            r.unit_code, r.unit_name, r.category, r.category_name, r.year, r.meeting_id, r.meeting_date.isoformat(),
+            r.meeting_title, r.template_id, r.template_version, r.result_version,
+            r.closed_at.astimezone(dt.UTC).isoformat(), r.status, r.ballots, r.counted, r.dropped, r.flagged,
+            r.excluded_flagged, _rounded(r.score), _exact(r.score), r.component_weight, _rounded(r.component),
+            _exact(r.component), r.total_sum, r.digest,
+        ]
+        for r in records
+    ]
+    return Table("结果 Results", _headers(RESULT_COLUMNS), rows)
+
+
+def points_table(records: Sequence[ResultRecord]) -> Table:
+    """Per-item and per-point averages, one row each: templates may differ between meetings."""
+    rows: list[list[Cell]] = []
+    for r in records:
+        head: list[Cell] = [r.unit_code, r.unit_name, r.meeting_id, r.result_version]
+        for item in r.items:
+            rows.append([*head, "项目 item", item.id, item.id, item.name, item.max,
+                         _rounded(item.average), item.average.exact])
+            for point in item.points:
+                rows.append([*head, "要点 point", item.id, point.id, point.name, point.max,
+                             _rounded(point.average), point.average.exact])
+    return Table("要点平均分 Point averages", _headers(POINT_COLUMNS), rows)
+
+
+def groups_table(records: Sequence[ResultRecord]) -> Table:
+    rows: list[list[Cell]] = [
+        [r.unit_code, r.unit_name, r.meeting_id, r.result_version, g.key, g.name, g.weight, g.ballots,
+         _rounded(g.score), _exact(g.score)]
+        for r in records
+        for g in r.groups
+    ]
+    return Table("评议人类别 Rater groups", _headers(GROUP_COLUMNS), rows)
+
+
+# ---- cursors ---------------------------------------------------------------------------------
+
+CURSOR_VERSION = 1
+
+
+def encode_cursor(closed_at: dt.datetime, meeting_id: int) -> str:
+    """An opaque position after (closed_at, meeting_id) in the results' order."""
+    text = json.dumps({"v": CURSOR_VERSION, "at": closed_at.astimezone(dt.UTC).isoformat(), "m": meeting_id})
+    return base64.urlsafe_b64encode(text.encode("ascii")).decode("ascii").rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[dt.datetime, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        data = json.loads(raw)
+        if data["v"] != CURSOR_VERSION or not isinstance(data["m"], int) or isinstance(data["m"], bool):
+            raise ValueError("version or meeting")
+        at = dt.datetime.fromisoformat(data["at"])
+        if at.tzinfo is None:
+            raise ValueError("naive time")
+        return at, data["m"]
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError, binascii.Error):
+        raise Invalid("results_cursor") from None

@@ -29,8 +29,42 @@ def parse_units_csv(data: bytes, *, categories: Collection[str], taken_codes: Co
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise invalid_with([Problem("csv_encoding")]) from None
-    reader = csv.reader(io.StringIO(text, newline=""))
-    rows = list(reader)
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    return _parse_rows(rows, categories=categories, taken_codes=taken_codes)
+
+
+def parse_units_xlsx(
+    data: bytes, *, categories: Collection[str], taken_codes: Collection[str] = ()
+) -> list[UnitRow]:
+    """The first sheet of a workbook, read like the CSV: same header, same rules, same line numbers."""
+    from openpyxl import load_workbook  # only needed for spreadsheets
+
+    try:
+        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except Exception:
+        raise invalid_with([Problem("xlsx_unreadable")]) from None
+    sheet = workbook.worksheets[0]
+    rows = [["" if cell is None else str(cell) for cell in row] for row in sheet.iter_rows(values_only=True)]
+    workbook.close()
+    # Spreadsheets pad rows with empty cells to the widest row; trim them back.
+    rows = [row[: max((i + 1 for i, cell in enumerate(row) if cell.strip()), default=0)] for row in rows]
+    return _parse_rows(rows, categories=categories, taken_codes=taken_codes)
+
+
+XLSX_MAGIC = b"PK\x03\x04"
+
+
+def parse_units_file(
+    data: bytes, *, categories: Collection[str], taken_codes: Collection[str] = ()
+) -> list[UnitRow]:
+    """CSV or XLSX, told apart by content rather than by a file name the user may have changed."""
+    parse = parse_units_xlsx if data.startswith(XLSX_MAGIC) else parse_units_csv
+    return parse(data, categories=categories, taken_codes=taken_codes)
+
+
+def _parse_rows(
+    rows: list[list[str]], *, categories: Collection[str], taken_codes: Collection[str]
+) -> list[UnitRow]:
     if not rows:
         raise invalid_with([Problem("csv_empty")])
     header = tuple(cell.strip().lower() for cell in rows[0])

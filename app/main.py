@@ -8,35 +8,62 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.db import Database, create_database
 from app.errors import DomainError, Problem
-from app.routes import api, health
+from app.live import Hub
+from app.routes import (
+    api,
+    api_admin,
+    ballot,
+    cards,
+    console_admin,
+    console_auth,
+    console_live,
+    console_meetings,
+    console_units,
+    health,
+    results,
+)
+from app.routes.access import SignInRequired
+from app.routes.console import message_page, sign_in_redirect
 from app.routes.deps import error_response
 from app.routes.docs import mount_docs
+from app.routes.pages import STATIC_DIR
 from app.settings import Settings
+from app.webhooks import WebhookWorker
 from app.writer import BallotWriter
 
 log = logging.getLogger("onsite_ballot")
 
 
+# A signed-in organizer stays signed in for a working day, not longer.
+SESSION_SECONDS = 8 * 3600
+SESSION_COOKIE = "ob_session"
+UPLOAD_LIMITS = {"/units/import": 3 * 1024 * 1024, "/api/v1/units/import": 3 * 1024 * 1024}
+
+
 class BodyLimit:
     """Refuse a request body over the limit, declared or streamed, before any handler reads it."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, overrides: dict[str, int] | None = None) -> None:
         self.app = app
-        self.limit = limit
+        self.default = limit
+        self.overrides = overrides or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.overrides.get(scope["path"], self.default)
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await self._refuse(scope, receive, send)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._refuse(scope, receive, send, limit)
             return
         seen = 0
 
@@ -45,18 +72,18 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.limit:
+                if seen > limit:
                     raise _TooLarge
             return message
 
         try:
             await self.app(scope, limited, send)
         except _TooLarge:
-            await self._refuse(scope, receive, send)
+            await self._refuse(scope, receive, send, limit)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         request = Request(scope, receive)
-        response = error_response(request, Problem("request_too_large", {"limit": self.limit}), 413)
+        response = error_response(request, Problem("request_too_large", {"limit": limit}), 413)
         await response(scope, receive, send)
 
 
@@ -69,13 +96,22 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        writer = BallotWriter(db, k=settings.k_anonymity)
+        hub = Hub(db)
+        await hub.start()
+        app.state.hub = hub
+        writer = BallotWriter(db, k=settings.k_anonymity, hub=hub)
         writer.start()
         app.state.writer = writer
+        webhooks = WebhookWorker(db, settings)
+        if settings.webhook_worker:
+            webhooks.start()
+        app.state.webhooks = webhooks
         try:
             yield
         finally:
+            await webhooks.stop()
             await writer.stop()
+            await hub.stop()
             if database is None:
                 db.dispose()
 
@@ -92,11 +128,15 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     app.state.db = db
 
     @app.exception_handler(DomainError)
-    async def _domain(request: Request, exc: DomainError) -> JSONResponse:
+    async def _domain(request: Request, exc: DomainError) -> Response:
+        if wants_page(request):
+            if isinstance(exc, SignInRequired):
+                return sign_in_redirect(request)
+            return message_page(request, exc)
         return error_response(request, exc.problem, exc.status, exc.problems)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
         problems = [
             Problem("request_invalid", {"error": f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"})
             for err in exc.errors()
@@ -104,13 +144,17 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
         return error_response(request, problems[0], 422, problems)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         code = "not_found" if exc.status_code == 404 else "request_invalid"
         problem = Problem(code, {"error": exc.detail}) if code == "request_invalid" else Problem(code)
+        if wants_page(request):
+            error = DomainError(code, **problem.params)
+            error.status = exc.status_code
+            return message_page(request, error)
         return error_response(request, problem, exc.status_code)
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> Response:
         # Type only: a message could quote a token or a ballot.
         log.error(
             "unexpected %s on %s %s",
@@ -118,18 +162,48 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
             request.method,
             getattr(request.scope.get("route"), "path", "?"),
         )
+        if wants_page(request):
+            error = DomainError("internal")
+            error.status = 500
+            return message_page(request, error)
         return error_response(request, Problem("internal"), 500)
 
     app.include_router(api.router)
+    app.include_router(cards.router)
+    app.include_router(ballot.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(health.router)
     mount_docs(app)
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    for router in (console_auth.router, console_meetings.router, console_units.router, console_admin.router):
+        app.include_router(router)
+    app.include_router(api_admin.router)
+    app.include_router(console_live.router)
+    app.include_router(console_live.api_router)
+    app.include_router(results.router)
+    # Larger bodies only where files are uploaded; a ballot never needs more than the default.
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, overrides=UPLOAD_LIMITS)
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=settings.secret(),
+        session_cookie=SESSION_COOKIE,
+        max_age=SESSION_SECONDS,
+        same_site="lax",
+        https_only=settings.base_url.startswith("https://"),
+    )
     return app
+
+
+def wants_page(request: Request) -> bool:
+    """Console pages answer errors with a page; the API, with JSON."""
+    return not request.url.path.startswith(("/api/", "/healthz", "/readyz"))
 
 
 def app_from_env() -> FastAPI:
     """For uvicorn --factory: every worker process builds its app from the environment."""
+    from app.redact import RedactPhonePaths
     from app.settings import get_settings
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # Whoever turns uvicorn's access log on still gets no ballot code in it.
+    logging.getLogger("uvicorn.access").addFilter(RedactPhonePaths())
     return create_app(get_settings())

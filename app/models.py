@@ -183,6 +183,11 @@ class UnitCreate(ApiModel):
     category: str = PydanticField(examples=["party_gov"])
 
 
+class UnitUpdate(ApiModel):
+    name: str = PydanticField(min_length=1, max_length=128)
+    category: str
+
+
 class UnitPublic(BaseModel):
     code: str
     name: str
@@ -333,6 +338,13 @@ class GroupFigure(BaseModel):
     score: Figure | None
 
 
+class DistributionBin(BaseModel):
+    label: str
+    low: str
+    high: str
+    count: int
+
+
 class FiguresPublic(BaseModel):
     ballots: int
     counted: int
@@ -347,6 +359,9 @@ class FiguresPublic(BaseModel):
     total_sum: str
     items: list[ItemFigure]
     groups: list[GroupFigure]
+    distribution: list[DistributionBin] = PydanticField(
+        default_factory=list, description="how many ballot totals fall in each band (all valid ballots)"
+    )
 
 
 class TallyPublic(BaseModel):
@@ -381,3 +396,57 @@ class ErrorBody(BaseModel):
     code: str
     detail: str
     problems: list[str] = []
+
+
+# ---- results export and webhooks -------------------------------------------------------------
+
+
+class WebhookEndpoint(SQLModel, table=True):
+    """A receiver of result events, registered by an administrator."""
+
+    __tablename__ = "webhook_endpoint"
+
+    id: int | None = Field(default=None, primary_key=True)
+    url: str = Field(max_length=2000)
+    # Kept as given, because every delivery is signed with it; never shown again, erased on delete.
+    secret: str = Field(max_length=200)
+    events: str = Field(max_length=200)  # space-separated
+    active: bool = True
+    created_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """The outbox: one event for one endpoint, written in the transaction that caused it."""
+
+    __tablename__ = "webhook_delivery"
+    __table_args__ = (Index("ix_webhook_delivery_due", "status", "next_attempt_at"),)
+
+    id: str = Field(primary_key=True, max_length=36)  # the delivery id receivers deduplicate by
+    endpoint_id: int = Field(foreign_key="webhook_endpoint.id", index=True)
+    event: str = Field(max_length=32)
+    meeting_id: int = Field(foreign_key="meeting.id", index=True)
+    result_version: int
+    payload: str = Field(sa_column=Column(Text, nullable=False))  # the signed body, frozen at enqueue
+    status: str = Field(default="pending", max_length=16)  # pending, delivered, failed, cancelled
+    attempts: int = 0
+    # While a worker holds a delivery this is the end of its lease: a crashed worker's claim expires.
+    next_attempt_at: dt.datetime = Field(default_factory=utcnow)
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    # Retries go on until webhook_retry_hours after this: the enqueue, or the last "send again".
+    retry_from: dt.datetime = Field(default_factory=utcnow)
+    delivered_at: dt.datetime | None = None
+    last_status_code: int | None = None
+
+
+class WebhookAttempt(SQLModel, table=True):
+    """The delivery log: when, what status came back, or which kind of error. Never a body."""
+
+    __tablename__ = "webhook_attempt"
+
+    id: int | None = Field(default=None, primary_key=True)
+    delivery_id: str = Field(foreign_key="webhook_delivery.id", index=True, max_length=36)
+    number: int
+    at: dt.datetime = Field(default_factory=utcnow)
+    status_code: int | None = None
+    error: str | None = Field(default=None, max_length=200)
+    duration_ms: int = 0

@@ -240,6 +240,22 @@ def compute(
     )
 
 
+# Bands of ballot totals for the distribution chart: below 60, then by tens.
+DISTRIBUTION_EDGES = (Decimal(0), Decimal(60), Decimal(70), Decimal(80), Decimal(90), Decimal(100))
+
+
+def distribution(totals: Sequence[Decimal]) -> list[int]:
+    """How many totals fall in [0, 60), [60, 70), [70, 80), [80, 90), [90, 100]."""
+    counts = [0] * (len(DISTRIBUTION_EDGES) - 1)
+    for total in totals:
+        for index in range(len(counts)):
+            last = index == len(counts) - 1
+            if DISTRIBUTION_EDGES[index] <= total and (total < DISTRIBUTION_EDGES[index + 1] or last):
+                counts[index] += 1
+                break
+    return counts
+
+
 def round_half_up(value: Fraction | Decimal, places: int = DISPLAY_PLACES) -> Decimal:
     """Round exactly, half away from zero as people round by hand: 93.125 -> 93.13."""
     fraction = Fraction(value)
@@ -249,7 +265,9 @@ def round_half_up(value: Fraction | Decimal, places: int = DISPLAY_PLACES) -> De
     whole, remainder = divmod(scaled.numerator, scaled.denominator)
     if remainder * 2 >= scaled.denominator:
         whole += 1
-    return Decimal(sign * whole).scaleb(-places).quantize(Decimal(1).scaleb(-places))
+    # Built from a string, which Decimal takes exactly: scaleb/quantize would round to the
+    # context's 28 digits (or raise) on a long value.
+    return Decimal(f"{sign * whole}E-{places}")
 
 
 def exact(value: Fraction | Decimal) -> str:
@@ -266,6 +284,10 @@ def exact(value: Fraction | Decimal) -> str:
     if denominator != 1:
         return f"{fraction.numerator}/{fraction.denominator}"
     places = max(twos, fives)
-    decimal = Decimal(fraction.numerator * 10**places // fraction.denominator).scaleb(-places)
-    text = format(decimal.normalize(), "f") if decimal != 0 else "0"
-    return text
+    # Integer digits, placed by hand: Decimal's scaleb/normalize would round to the context's
+    # 28 significant digits and the text would no longer parse back to the same value.
+    scaled = fraction.numerator * 10**places // fraction.denominator  # exact: q divides 10**places
+    digits = str(abs(scaled)).rjust(places + 1, "0")
+    whole, decimals = digits[: len(digits) - places], digits[len(digits) - places :].rstrip("0")
+    sign = "-" if scaled < 0 else ""
+    return f"{sign}{whole}.{decimals}" if decimals else f"{sign}{whole}"

@@ -102,7 +102,9 @@ def check_template(template: BallotTemplate) -> list[Problem]:
         if not item.points:
             problems.append(Problem("template_empty_item", {"item": item.id}))
     for point in template.points:
-        if point.max <= 0 or point.max % NUMBER_STEP != 0:
+        # A maximum above 100 is left to the sum check: Decimal's % cannot take a huge quotient
+        # (1E+30 % 0.5 raises DivisionImpossible) and such a point can never fit anyway.
+        if point.max <= 0 or (point.max <= TOTAL_POINTS and point.max % NUMBER_STEP != 0):
             problems.append(Problem("template_max_positive", {"point": point.id, "max": point.max}))
     total = sum((point.max for point in template.points), Decimal(0))
     if template.items and total != TOTAL_POINTS:
@@ -112,9 +114,10 @@ def check_template(template: BallotTemplate) -> list[Problem]:
         problems.append(Problem("template_no_grades"))
     grade_keys: set[str] = set()
     for grade in template.grades:
-        if grade.key in grade_keys:
+        # Raters' grades are read regardless of case, so "A" and "a" would be the same answer.
+        if grade.key.upper() in grade_keys:
             problems.append(Problem("template_duplicate_id", {"id": grade.key}))
-        grade_keys.add(grade.key)
+        grade_keys.add(grade.key.upper())
         if not Decimal(0) <= grade.fraction <= Decimal(1):
             problems.append(Problem("template_grade_fraction", {"grade": grade.key, "fraction": grade.fraction}))
     return problems
@@ -124,7 +127,8 @@ def parse_template(data: Mapping[str, object] | str | bytes) -> BallotTemplate:
     """Read a template from JSON text or a decoded mapping; raise Invalid naming every problem."""
     if isinstance(data, (str, bytes)):
         try:
-            data = json.loads(data)
+            # parse_float=Decimal: a number in the text keeps every digit it was written with.
+            data = json.loads(data, parse_float=Decimal)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise invalid_with([Problem("template_invalid_json", {"error": str(exc)})]) from None
     try:
@@ -156,6 +160,8 @@ def default_template() -> BallotTemplate:
 
 def _plain(value: Decimal) -> str:
     """A Decimal without exponent or trailing zeros: 4.50 -> '4.5', 1E+1 -> '10'."""
+    if value == 0:
+        return "0"  # not "-0": one answer, one canonical form
     text = format(value.normalize(), "f")
     return text
 
@@ -172,6 +178,9 @@ def parse_answers(template: BallotTemplate, raw: Mapping[str, object]) -> dict[s
         if point_id not in points:
             problems.append(Problem("ballot_unknown_point", {"point": point_id}))
     grades = {grade.key: grade for grade in template.grades}
+    # Upper-cased input against upper-cased keys, answering with the template's own key: a
+    # template whose keys are lower case must still be answerable.
+    keys_by_upper = {key.upper(): key for key in grades}
     canonical: dict[str, str] = {}
     for point in template.points:
         if point.id not in raw or raw[point.id] in (None, ""):
@@ -179,8 +188,8 @@ def parse_answers(template: BallotTemplate, raw: Mapping[str, object]) -> dict[s
             continue
         value = raw[point.id]
         if template.input_of(point) == "grades":
-            key = value.strip().upper() if isinstance(value, str) else value
-            if not isinstance(key, str) or key not in grades:
+            key = keys_by_upper.get(value.strip().upper()) if isinstance(value, str) else None
+            if key is None:
                 problems.append(
                     Problem(
                         "ballot_unknown_grade",

@@ -16,6 +16,7 @@ from contextlib import suppress
 from app import store
 from app.db import Database
 from app.errors import DomainError
+from app.live import Hub
 
 log = logging.getLogger("onsite_ballot.writer")
 
@@ -28,9 +29,10 @@ class WriterUnavailable(RuntimeError):
 
 
 class BallotWriter:
-    def __init__(self, database: Database, *, k: int) -> None:
+    def __init__(self, database: Database, *, k: int, hub: Hub | None = None) -> None:
         self._database = database
         self._k = k
+        self._hub = hub
         self._queue: asyncio.Queue[tuple[store.Submission, asyncio.Future[store.Outcome]]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
 
@@ -67,6 +69,16 @@ class BallotWriter:
                     future.set_result(outcome)
 
     def _write(self, submissions: list[store.Submission]) -> list[store.Outcome]:
+        outcomes = self._write_batch(submissions)
+        if self._hub is not None:
+            changed = {outcome.meeting_id for outcome in outcomes if outcome.meeting_id is not None}
+            try:
+                self._hub.changed(changed)
+            except Exception as exc:
+                log.warning("could not notify dashboards: %s", type(exc).__name__)
+        return outcomes
+
+    def _write_batch(self, submissions: list[store.Submission]) -> list[store.Outcome]:
         try:
             with self._database.writing() as conn:
                 return store.submit_batch(conn=conn, submissions=submissions, k=self._k)

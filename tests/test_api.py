@@ -317,6 +317,6 @@ def test_health_and_docs_are_self_hosted(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     assert client.get("/readyz").json() == {"status": "ok"}
     page = client.get("/docs").text
-    assert "/static/docs/swagger-ui-bundle.js" in page
+    assert "/docs-assets/swagger-ui-bundle.js" in page
     assert "cdn" not in page.lower()
-    assert client.get("/static/docs/swagger-ui-bundle.js").status_code == 200
+    assert client.get("/docs-assets/swagger-ui-bundle.js").status_code == 200

@@ -6,11 +6,11 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Request, Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
 from app import store
-from app.errors import Forbidden, NotFound, Unauthorized
+from app.auth import Principal
+from app.errors import NotFound
 from app.models import (
     BallotReceipt,
     BallotSubmit,
@@ -30,8 +30,10 @@ from app.models import (
     TemplateSummary,
     UnitCreate,
     UnitPublic,
+    UnitUpdate,
 )
-from app.routes.deps import SessionDep, SettingsDep, WriterDep, language
+from app.routes.access import Admin, Reader, Staff, ensure_manages, ensure_sees
+from app.routes.deps import SessionDep, SettingsDep, WriterDep, language, notify_changed
 from app.settings import Settings
 from app.templates import BallotTemplate, parse_template
 from app.tokens import normalize, printable
@@ -39,25 +41,31 @@ from app.tokens import normalize, printable
 ERRORS: dict[int | str, dict[str, Any]] = {status: {"model": ErrorBody} for status in (401, 403, 404, 409, 413, 422)}
 
 router = APIRouter(prefix="/api/v1", responses=ERRORS)
-bearer = HTTPBearer(auto_error=False)
 
 
-def api_actor(
-    session: SessionDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> str:
-    """The organizer behind an API key, as the audit log names them."""
-    if credentials is None:
-        raise Unauthorized("not_authenticated")
-    key = store.authenticate_api_key(session=session, key=credentials.credentials)
-    if key is None:
-        raise Unauthorized("not_authenticated")
-    if "admin" not in key.scopes.split():
-        raise Forbidden("forbidden")
-    return f"api:{key.name}"
+async def api_actor(principal: Admin) -> str:
+    """The administrator behind a request, as the audit log names them."""
+    return principal.name
 
 
 ActorDep = Annotated[str, Depends(api_actor)]
+
+
+def meeting_category(session: Session, meeting: Meeting) -> str:
+    _, category = store.unit_of(session=session, meeting=meeting)
+    return category.key
+
+
+def managed_meeting(session: Session, principal: Principal, meeting_id: int) -> Meeting:
+    meeting = store.get_meeting(session=session, meeting_id=meeting_id)
+    ensure_manages(principal, meeting_category(session, meeting))
+    return meeting
+
+
+def seen_meeting(session: Session, principal: Principal, meeting_id: int) -> Meeting:
+    meeting = store.get_meeting(session=session, meeting_id=meeting_id)
+    ensure_sees(principal, meeting_category(session, meeting))
+    return meeting
 
 
 # ---- units ------------------------------------------------------------------------------------
@@ -71,14 +79,29 @@ def unit_public(session: Session, unit: Any) -> UnitPublic:
 
 
 @router.post("/units", status_code=201, tags=["units"])
-def create_unit(body: UnitCreate, session: SessionDep, actor: ActorDep) -> UnitPublic:
-    unit = store.create_unit(session=session, actor=actor, code=body.code, name=body.name, category=body.category)
+def create_unit(body: UnitCreate, session: SessionDep, principal: Staff) -> UnitPublic:
+    ensure_manages(principal, body.category)
+    unit = store.create_unit(
+        session=session, actor=principal.name, code=body.code, name=body.name, category=body.category
+    )
     return unit_public(session, unit)
 
 
 @router.get("/units", tags=["units"])
-def list_units(session: SessionDep, _: ActorDep, category: str | None = None) -> list[UnitPublic]:
-    return [unit_public(session, unit) for unit in store.list_units(session=session, category=category)]
+def list_units(session: SessionDep, principal: Reader, category: str | None = None) -> list[UnitPublic]:
+    units = store.list_units(session=session, category=category)
+    return [unit_public(session, unit) for unit in units if principal.sees(unit.category_key)]
+
+
+@router.patch("/units/{code}", tags=["units"])
+def update_unit(code: str, body: UnitUpdate, session: SessionDep, principal: Staff) -> UnitPublic:
+    unit = store.find_unit(session=session, code=code)
+    if unit is None:
+        raise NotFound("unit_not_found", code=code)
+    ensure_manages(principal, unit.category_key)
+    ensure_manages(principal, body.category)
+    unit = store.update_unit(session=session, actor=principal.name, code=code, name=body.name, category=body.category)
+    return unit_public(session, unit)
 
 
 @router.post(
@@ -87,10 +110,11 @@ def list_units(session: SessionDep, _: ActorDep, category: str | None = None) ->
     tags=["units"],
     openapi_extra={"requestBody": {"content": {"text/csv": {"schema": {"type": "string"}}}, "required": True}},
 )
-async def import_units(request: Request, session: SessionDep, actor: ActorDep) -> ImportReport:
+async def import_units(request: Request, session: SessionDep, principal: Staff) -> ImportReport:
     """CSV with the header `code,name,category`, UTF-8 with or without BOM. All rows or none."""
     data = await request.body()
-    units = store.import_units(session=session, actor=actor, data=data)
+    allowed = [c.key for c in store.categories(session=session) if principal.manages(c.key)]
+    units = store.import_units(session=session, actor=principal.name, data=data, categories=allowed)
     return ImportReport(imported=len(units), units=[unit_public(session, unit) for unit in units])
 
 
@@ -98,7 +122,7 @@ async def import_units(request: Request, session: SessionDep, actor: ActorDep) -
 
 
 @router.get("/templates", tags=["templates"])
-def list_templates(session: SessionDep, _: ActorDep) -> list[TemplateSummary]:
+def list_templates(session: SessionDep, _: Reader) -> list[TemplateSummary]:
     return [
         TemplateSummary(id=tid, version=versions[-1], name=name, versions=versions)
         for tid, versions, name in store.list_templates(session=session)
@@ -106,7 +130,7 @@ def list_templates(session: SessionDep, _: ActorDep) -> list[TemplateSummary]:
 
 
 @router.get("/templates/{template_id}", tags=["templates"])
-def get_template(template_id: str, session: SessionDep, _: ActorDep, version: int | None = None) -> BallotTemplate:
+def get_template(template_id: str, session: SessionDep, _: Reader, version: int | None = None) -> BallotTemplate:
     return store.get_template(session=session, template_id=template_id, version=version)
 
 
@@ -142,50 +166,70 @@ def meeting_public(session: Session, settings: Settings, meeting: Meeting) -> Me
 
 
 @router.post("/meetings", status_code=201, tags=["meetings"])
-def create_meeting(body: MeetingCreate, session: SessionDep, settings: SettingsDep, actor: ActorDep) -> MeetingPublic:
-    meeting = store.create_meeting(session=session, actor=actor, body=body)
+def create_meeting(body: MeetingCreate, session: SessionDep, settings: SettingsDep, principal: Staff) -> MeetingPublic:
+    unit = store.find_unit(session=session, code=body.unit_code)
+    if unit is None:
+        raise NotFound("unit_not_found", code=body.unit_code)
+    ensure_manages(principal, unit.category_key)
+    meeting = store.create_meeting(session=session, actor=principal.name, body=body)
     return meeting_public(session, settings, meeting)
 
 
 @router.get("/meetings", tags=["meetings"])
 def list_meetings(
-    session: SessionDep, settings: SettingsDep, _: ActorDep, year: int | None = None
+    session: SessionDep, settings: SettingsDep, principal: Reader, year: int | None = None
 ) -> list[MeetingPublic]:
-    return [meeting_public(session, settings, m) for m in store.list_meetings(session=session, year=year)]
+    visible = principal.visible(c.key for c in store.categories(session=session))
+    meetings = store.list_meetings(session=session, year=year, categories=visible)
+    return [meeting_public(session, settings, m) for m in meetings]
 
 
 @router.get("/meetings/{meeting_id}", tags=["meetings"])
-def get_meeting(meeting_id: int, session: SessionDep, settings: SettingsDep, _: ActorDep) -> MeetingPublic:
-    return meeting_public(session, settings, store.get_meeting(session=session, meeting_id=meeting_id))
+def get_meeting(meeting_id: int, session: SessionDep, settings: SettingsDep, principal: Reader) -> MeetingPublic:
+    return meeting_public(session, settings, seen_meeting(session, principal, meeting_id))
 
 
 @router.post("/meetings/{meeting_id}/open", tags=["meetings"])
-def open_meeting(meeting_id: int, session: SessionDep, settings: SettingsDep, actor: ActorDep) -> MeetingPublic:
-    meeting = store.open_meeting(session=session, actor=actor, meeting_id=meeting_id)
+def open_meeting(
+    meeting_id: int, session: SessionDep, settings: SettingsDep, principal: Staff, request: Request
+) -> MeetingPublic:
+    managed_meeting(session, principal, meeting_id)
+    meeting = store.open_meeting(session=session, actor=principal.name, meeting_id=meeting_id)
+    notify_changed(request, meeting_id)
     return meeting_public(session, settings, meeting)
 
 
 @router.post("/meetings/{meeting_id}/close", tags=["meetings"])
-def close_meeting(meeting_id: int, session: SessionDep, settings: SettingsDep, actor: ActorDep) -> ResultPublic:
+def close_meeting(
+    meeting_id: int, session: SessionDep, settings: SettingsDep, principal: Staff, request: Request
+) -> ResultPublic:
     """Freeze the meeting and compute its result once; answers the frozen result."""
-    store.close_meeting(session=session, actor=actor, meeting_id=meeting_id, k=settings.k_anonymity)
+    managed_meeting(session, principal, meeting_id)
+    store.close_meeting(session=session, actor=principal.name, meeting_id=meeting_id, k=settings.k_anonymity)
+    notify_changed(request, meeting_id)
     return result_public(store.latest_result(session=session, meeting_id=meeting_id))
 
 
 @router.post("/meetings/{meeting_id}/reopen", tags=["meetings"])
 def reopen_meeting(
-    meeting_id: int, body: ReopenBody, session: SessionDep, settings: SettingsDep, actor: ActorDep
+    meeting_id: int, body: ReopenBody, session: SessionDep, settings: SettingsDep, principal: Staff, request: Request
 ) -> MeetingPublic:
-    meeting = store.reopen_meeting(session=session, actor=actor, meeting_id=meeting_id, reason=body.reason)
+    managed_meeting(session, principal, meeting_id)
+    meeting = store.reopen_meeting(session=session, actor=principal.name, meeting_id=meeting_id, reason=body.reason)
+    notify_changed(request, meeting_id)
     return meeting_public(session, settings, meeting)
 
 
 @router.post("/meetings/{meeting_id}/tokens", status_code=201, tags=["meetings"])
 def mint_tokens(
-    meeting_id: int, body: MintBody, session: SessionDep, settings: SettingsDep, actor: ActorDep
+    meeting_id: int, body: MintBody, session: SessionDep, settings: SettingsDep, principal: Staff, request: Request
 ) -> MintedTokens:
     """Mint single-use ballot codes. They are shown in this answer only: the service keeps hashes."""
-    minted = store.mint_tokens(session=session, actor=actor, meeting_id=meeting_id, count=body.count, group=body.group)
+    managed_meeting(session, principal, meeting_id)
+    minted = store.mint_tokens(
+        session=session, actor=principal.name, meeting_id=meeting_id, count=body.count, group=body.group
+    )
+    notify_changed(request, meeting_id)
     base = settings.base_url.rstrip("/")
     return MintedTokens(
         tokens=[
@@ -196,8 +240,9 @@ def mint_tokens(
 
 
 @router.get("/meetings/{meeting_id}/tally", tags=["results"])
-def get_tally(meeting_id: int, session: SessionDep, settings: SettingsDep, _: ActorDep) -> TallyPublic:
+def get_tally(meeting_id: int, session: SessionDep, settings: SettingsDep, principal: Reader) -> TallyPublic:
     """Live turnout; figures as last published, which move only every K ballots and at close."""
+    seen_meeting(session, principal, meeting_id)
     meeting, row, issued = store.tally(session=session, meeting_id=meeting_id)
     return TallyPublic(
         meeting_id=meeting_id,
@@ -222,8 +267,9 @@ def result_public(result: Any) -> ResultPublic:
 
 
 @router.get("/meetings/{meeting_id}/result", tags=["results"])
-def get_result(meeting_id: int, session: SessionDep, _: ActorDep) -> ResultPublic:
+def get_result(meeting_id: int, session: SessionDep, principal: Reader) -> ResultPublic:
     """The frozen result of a closed meeting (409 while it is not closed)."""
+    seen_meeting(session, principal, meeting_id)
     return result_public(store.latest_result(session=session, meeting_id=meeting_id))
 
 

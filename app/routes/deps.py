@@ -39,12 +39,22 @@ def get_settings(request: Request) -> Settings:
 
 
 def get_session(request: Request) -> Iterator[Session]:
-    with request.app.state.db.session() as session:
+    # A GET only reads: on SQLite its transaction must not queue behind the ballot writer.
+    database = request.app.state.db
+    opener = database.read_session if request.method in ("GET", "HEAD") else database.session
+    with opener() as session:
         yield session
 
 
-def get_writer(request: Request) -> BallotWriter:
+async def get_writer(request: Request) -> BallotWriter:
     return request.app.state.writer  # type: ignore[no-any-return]
+
+
+def notify_changed(request: Request, meeting_id: int) -> None:
+    """Tell the meeting's dashboards, in every worker, that something changed."""
+    hub = getattr(request.app.state, "hub", None)
+    if hub is not None:
+        hub.changed([meeting_id])
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -12,7 +12,7 @@ from starlette.responses import HTMLResponse
 
 # fastapi-offline ships Swagger UI 5 (needed for OpenAPI 3.1) as package data.
 SWAGGER_FILES = Path(fastapi_offline.__file__).parent / "static"
-DOCS_STATIC = "/static/docs"
+DOCS_STATIC = "/docs-assets"
 
 
 def mount_docs(app: FastAPI) -> None:

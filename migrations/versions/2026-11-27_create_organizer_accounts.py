@@ -13,7 +13,6 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-
 revision: str = 'b4a6476e9313'
 down_revision: str | None = '522ca3bf2552'
 branch_labels: str | Sequence[str] | None = None

@@ -1,0 +1,201 @@
+"""The audit export and its recount: a closed meeting's raw ballots, shuffled, and the figures again.
+
+Pure. The recount uses the very functions the server closes a meeting with (``figures_for`` and
+``ballot_set_digest`` in app.store, which touch no database), so the file alone reproduces the
+published result or shows where it differs.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+
+from app.errors import Invalid
+from app.export_schema import (
+    AUDIT_FORMAT,
+    AuditBallot,
+    AuditFile,
+    AuditMeeting,
+    AuditPublished,
+    AuditRules,
+)
+from app.models import Category, FiguresPublic, GroupPublic, Meeting, Result, Unit
+from app.scoring import canonical_json
+from app.store import StoredBallot, ballot_set_digest, figures_for
+from app.templates import BallotTemplate, parse_template
+
+CSV_GROUP = "group"
+CSV_COMMENT = "comment"
+UTF8_BOM = "\ufeff"
+
+
+def build_audit_file(
+    *,
+    meeting: Meeting,
+    unit: Unit,
+    category: Category,
+    result: Result,
+    template: BallotTemplate,
+    ballots: Sequence[StoredBallot],
+    k: int,
+    rng: random.Random | None = None,
+) -> AuditFile:
+    """The file an auditor gets. Ballots are shuffled by the OS's randomness: their order in the
+    box (by random id) must not be repeatable from one export to the next."""
+    shuffled = [AuditBallot(group=b.group, answers=dict(b.answers), comment=b.comment) for b in ballots]
+    (rng or random.SystemRandom()).shuffle(shuffled)
+    return AuditFile(
+        format=AUDIT_FORMAT,
+        meeting=AuditMeeting(
+            id=meeting.id,
+            unit_code=unit.code,
+            unit_name=unit.name,
+            category=category.key,
+            year=meeting.year,
+            date=meeting.date,
+            title=meeting.title,
+        ),
+        published=AuditPublished(
+            version=result.version,
+            digest=result.digest,
+            closed_at=result.created_at,
+            figures=FiguresPublic.model_validate_json(result.figures),
+        ),
+        rules=AuditRules(
+            trim=meeting.trim,
+            k=k,
+            component_weight=meeting.component_weight,
+            flagged_rule="exclude" if meeting.flagged_rule == "exclude" else "count",
+            groups=[GroupPublic(**group) for group in json.loads(meeting.groups)],
+        ),
+        template=template.model_dump(mode="json"),
+        ballots=shuffled,
+    )
+
+
+def to_json(file: AuditFile) -> bytes:
+    return file.model_dump_json(indent=1).encode("utf-8")
+
+
+def to_csv(file: AuditFile) -> bytes:
+    """First row: the format and everything but the ballots as JSON; then a header; then ballots.
+
+    No cell is altered against spreadsheet formulas here (unlike the results CSV): a changed
+    character would no longer match the digest.
+    """
+    template = parse_template(file.template)
+    point_ids = list(template.point_ids())
+    meta = file.model_dump(mode="json", exclude={"ballots"})
+    out = io.StringIO()
+    out.write(UTF8_BOM)
+    writer = csv.writer(out)
+    writer.writerow([AUDIT_FORMAT, canonical_json(meta)])
+    writer.writerow([CSV_GROUP, CSV_COMMENT, *point_ids])
+    for ballot in file.ballots:
+        writer.writerow([ballot.group or "", ballot.comment or "", *(ballot.answers[p] for p in point_ids)])
+    return out.getvalue().encode("utf-8")
+
+
+def parse_audit(data: bytes) -> AuditFile:
+    """Read an audit file, JSON or CSV; Invalid with a clear message when it is neither."""
+    try:
+        text = data.decode("utf-8").removeprefix(UTF8_BOM)
+    except UnicodeDecodeError:
+        raise Invalid("audit_file", error="not UTF-8 text") from None
+    try:
+        if text.lstrip().startswith("{"):
+            return AuditFile.model_validate_json(text)
+        return _parse_csv(text)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "(root)"
+        raise Invalid("audit_file", error=f"{where}: {first['msg']}") from None
+    except (ValueError, KeyError, IndexError) as exc:
+        raise Invalid("audit_file", error=str(exc)) from None
+
+
+def _parse_csv(text: str) -> AuditFile:
+    rows = list(csv.reader(io.StringIO(text)))
+    if len(rows) < 2 or not rows[0] or rows[0][0] != AUDIT_FORMAT:
+        raise ValueError(f"the first row must start with {AUDIT_FORMAT}")
+    meta = json.loads(rows[0][1])
+    header = rows[1]
+    if header[:2] != [CSV_GROUP, CSV_COMMENT]:
+        raise ValueError(f"the second row must start with {CSV_GROUP},{CSV_COMMENT}")
+    point_ids = header[2:]
+    ballots = []
+    for line, row in enumerate(rows[2:], start=3):
+        if not row:
+            continue
+        if len(row) != len(header):
+            raise ValueError(f"line {line} has {len(row)} cells, the header {len(header)}")
+        ballots.append(
+            {"group": row[0] or None, "comment": row[1] or None, "answers": dict(zip(point_ids, row[2:], strict=True))}
+        )
+    return AuditFile.model_validate({**meta, "ballots": ballots})
+
+
+@dataclass(frozen=True)
+class Recount:
+    digest: str
+    figures: FiguresPublic
+    differences: list[str]  # empty when the recount equals the published figures
+
+    @property
+    def matches(self) -> bool:
+        return not self.differences
+
+
+def recount(file: AuditFile) -> Recount:
+    """Check the ballots against the published digest, then compute the figures from them again.
+
+    Raises Invalid("audit_digest") when a ballot was changed, added or removed: the figures of a
+    ballot set that is not the published one prove nothing.
+    """
+    ballots = [StoredBallot(b.group, dict(b.answers), b.comment) for b in file.ballots]
+    digest = ballot_set_digest(ballots)
+    if digest != file.published.digest:
+        raise Invalid("audit_digest", published=file.published.digest, computed=digest)
+    template = parse_template(file.template)
+    rules = file.rules
+    # A meeting that lives only in memory: figures_for reads its groups and rules, nothing else.
+    meeting = Meeting(
+        unit_id=0,
+        year=file.meeting.year,
+        date=file.meeting.date,
+        title=file.meeting.title,
+        template_id=template.id,
+        template_version=template.version,
+        mode="cards",
+        attendance=len(ballots),
+        groups=canonical_json([group.model_dump() for group in rules.groups]),
+        trim=rules.trim,
+        component_weight=rules.component_weight,
+        flagged_rule=rules.flagged_rule,
+    )
+    figures = figures_for(template=template, meeting=meeting, ballots=ballots, k=rules.k)
+    return Recount(digest, figures, _differences(file.published.figures, figures))
+
+
+def _differences(published: FiguresPublic, recounted: FiguresPublic) -> list[str]:
+    left, right = published.model_dump(mode="json"), recounted.model_dump(mode="json")
+    found: list[str] = []
+
+    def walk(path: str, a: object, b: object) -> None:
+        if isinstance(a, dict) and isinstance(b, dict):
+            for key in sorted(set(a) | set(b)):
+                walk(f"{path}.{key}" if path else str(key), a.get(key), b.get(key))
+        elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+            for index, (x, y) in enumerate(zip(a, b, strict=True)):
+                walk(f"{path}[{index}]", x, y)
+        elif a != b:
+            found.append(f"{path}: published {a!r}, recounted {b!r}")
+
+    walk("", left, right)
+    return found

@@ -1,0 +1,378 @@
+"""The panel member's phone: the ballot page, the thanks page, typing a code, claiming one.
+
+Server-rendered and complete without JavaScript: the ballot is a plain form whose POST goes
+through the same writer as POST /api/v1/ballots, checked on the server, and shown again with
+the rater's answers and the problems named next to the points. static/ballot.js makes it
+better (running total, draft kept on the phone, retry), never necessary.
+
+Nothing here logs, and nothing here stores who, where from or when: a code in a URL is all a
+phone brings, and it must not reach a log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app import store
+from app.db import Database
+from app.errors import DomainError, Invalid, Problem
+from app.i18n import Lang
+from app.routes.pages import PAGE_HEADERS, Page, PageDep, meeting_of_screen_key, plain
+from app.templates import BallotTemplate
+from app.tokens import normalize
+from app.writer import WriteFailed, WriterUnavailable
+
+router = APIRouter(include_in_schema=False)
+
+# As BallotSubmit.comment allows on the JSON path.
+COMMENT_MAX_CHARS = 2000
+# The claim cookie holds the phone's own code for the length of a working day, so the same
+# phone reopening the screen link finds its ballot again. It is the only cookie the service sets.
+CLAIM_COOKIE = "ob_claim"
+CLAIM_COOKIE_SECONDS = 12 * 60 * 60
+
+# Problem codes of app.templates.parse_answers -> the shorter words shown next to the point.
+POINT_PROBLEMS = {
+    "ballot_missing_point": "problem_missing",
+    "ballot_unknown_grade": "problem_grade",
+    "ballot_not_number": "problem_not_number",
+    "ballot_number_range": "problem_range",
+    "ballot_number_step": "problem_step",
+}
+
+
+def _database(request: Request) -> Database:
+    return request.app.state.db  # type: ignore[no-any-return]
+
+
+def _access(request: Request, code: str) -> store.BallotAccess:
+    with _database(request).reading() as conn:
+        return store.ballot_access(conn=conn, code=code)
+
+
+def redirect(url: str, status: int = 303) -> RedirectResponse:
+    return RedirectResponse(url, status_code=status, headers=PAGE_HEADERS)
+
+
+def unknown_code(page: Page, status: int = 404) -> Response:
+    return page.message("unknown_title", "unknown_body", status, link=(page.url("/c"), page.t("type_code")))
+
+
+def refusal(page: Page, code: str, access: store.BallotAccess, *, posted: bool) -> Response | None:
+    """The plain page for a code that cannot vote now; None when the ballot may be shown."""
+    if access.state == "unknown":
+        return unknown_code(page)
+    if access.state == "void":
+        return page.message("void_title", "void_body", 410)
+    if access.state == "spent":
+        # Reopening a counted ballot is no error; sending another one on it is.
+        if posted:
+            return page.message("spent_title", "spent_body", 409)
+        return page.message("spent_title", "spent_body", 200, counted_code=code)
+    if access.meeting_state == "draft":
+        return page.message("not_open_title", "not_open_body", 409)
+    if access.meeting_state != "open":
+        return page.message("closed_title", "closed_body", 409)
+    return None
+
+
+# ---- the ballot --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GradeView:
+    key: str
+    label: str
+    score: str
+    checked: bool
+
+
+@dataclass(frozen=True)
+class PointView:
+    id: str
+    number: int
+    name: str
+    max: str
+    grades: list[GradeView]
+    value: str
+    problem: str
+
+
+@dataclass(frozen=True)
+class ItemView:
+    name: str
+    max: str
+    points: list[PointView]
+
+
+def ballot_view(
+    template: BallotTemplate, lang: Lang, answers: Mapping[str, Any], problems: Mapping[str, str]
+) -> list[ItemView]:
+    items = []
+    number = 0
+    for item in template.items:
+        points = []
+        for point in item.points:
+            number += 1
+            given = answers.get(point.id)
+            given = given.strip() if isinstance(given, str) else ""
+            grades = []
+            if template.input_of(point) == "grades":
+                grades = [
+                    GradeView(
+                        key=grade.key,
+                        label=(grade.label_en or grade.label) if lang == "en" else grade.label,
+                        score=plain(grade.fraction * point.max),
+                        checked=given.upper() == grade.key,
+                    )
+                    for grade in template.grades
+                ]
+            points.append(
+                PointView(
+                    id=point.id, number=number,
+                    name=(point.name_en or point.name) if lang == "en" else point.name,
+                    max=plain(point.max), grades=grades, value="" if grades else given,
+                    problem=problems.get(point.id, ""),
+                )
+            )
+        items.append(
+            ItemView(
+                name=(item.name_en or item.name) if lang == "en" else item.name,
+                max=plain(sum((point.max for point in item.points), Decimal(0))),
+                points=points,
+            )
+        )
+    return items
+
+
+def render_ballot(
+    page: Page, code: str, access: store.BallotAccess, *, status: int = 200,
+    answers: Mapping[str, Any] | None = None, comment: str = "", problems: list[Problem] | None = None,
+    notice: str = "",
+) -> Response:
+    template = access.template
+    assert template is not None, "a code with a meeting has a template"
+    by_point: dict[str, str] = {}
+    general: list[str] = []
+    comment_problem = ""
+    for problem in problems or []:
+        point = problem.params.get("point")
+        if problem.code in POINT_PROBLEMS and isinstance(point, str):
+            by_point.setdefault(point, page.t(POINT_PROBLEMS[problem.code], **problem.params))
+        elif problem.code == "ballot_unknown_point":
+            text = page.t("problem_unknown_point")
+            if text not in general:
+                general.append(text)
+        elif problem.code == "ballot_comment_too_long":
+            comment_problem = page.t("problem_comment_long", **problem.params)
+        else:
+            general.append(problem.message(page.lang))
+    count = len(by_point) + len(general) + bool(comment_problem)
+    return page.render(
+        "ballot.html", status,
+        code=code, access=access,
+        template_name=(template.name_en or template.name) if page.lang == "en" else template.name,
+        point_count=len(template.points),
+        items=ballot_view(template, page.lang, answers or {}, by_point),
+        comment=comment, comment_max=COMMENT_MAX_CHARS, comment_problem=comment_problem,
+        general=general, notice=notice or (page.t("fix_below", n=count) if count else ""),
+        form_action=page.url(f"/b/{code}"),
+        thanks_url=page.url("/thanks"), thanks_again_url=page.url("/thanks", again="1"),
+    )
+
+
+@router.get("/b/{code}")
+def ballot_page(code: str, request: Request, page: PageDep) -> Response:
+    canonical = normalize(code)
+    if canonical is None:
+        return unknown_code(page)
+    if canonical != code:
+        # A typed or re-cased link: one address per ballot keeps the phone's draft in one place.
+        return redirect(page.url(f"/b/{canonical}"), 307)
+    access = _access(request, canonical)
+    return refusal(page, canonical, access, posted=False) or render_ballot(page, canonical, access)
+
+
+async def _read_form(request: Request) -> tuple[dict[str, Any], str] | None:
+    try:
+        form = await request.form()
+    except StarletteHTTPException:  # not a form, or too many fields
+        return None
+    try:
+        return _form_answers(form)
+    finally:
+        await form.close()  # an uploaded file, if a forged form sent one
+
+
+def _form_answers(form: FormData) -> tuple[dict[str, Any], str] | None:
+    """The answers and comment of a posted ballot form; None when it is not one."""
+    answers: dict[str, Any] = {}
+    for key in form:
+        values = form.getlist(key)
+        if not all(isinstance(value, str) for value in values):
+            return None  # a file: no form of ours sends one
+        if key == "comment":
+            continue
+        answers[key] = values[0] if len(values) == 1 else values
+    comments = form.getlist("comment")
+    if len(comments) > 1:
+        return None
+    comment = comments[0] if comments else ""
+    assert isinstance(comment, str)
+    return answers, comment
+
+
+@router.post("/b/{code}")
+async def submit_form(code: str, request: Request, page: PageDep) -> Response:
+    """The ballot without JavaScript: through the writer, like POST /api/v1/ballots."""
+    canonical = normalize(code)
+    if canonical is None:
+        return unknown_code(page)
+    parsed = await _read_form(request)
+    back = (page.url(f"/b/{canonical}"), page.t("back_to_ballot"))
+    if parsed is None:
+        return page.message("form_title", "form_body", 400, link=back)
+    answers, comment = parsed
+    if len(comment) > COMMENT_MAX_CHARS:
+        access = await run_in_threadpool(_access, request, canonical)
+        problem = Problem("ballot_comment_too_long", {"max": COMMENT_MAX_CHARS, "length": len(comment)})
+        return refusal(page, canonical, access, posted=True) or render_ballot(
+            page, canonical, access, status=422, answers=answers, comment=comment, problems=[problem]
+        )
+    try:
+        outcome = await request.app.state.writer.submit(
+            store.Submission(code=canonical, answers=answers, comment=comment or None)
+        )
+    except WriterUnavailable:
+        outcome = store.Outcome(error=WriteFailed("internal"))
+    if outcome.status == "counted":
+        return redirect(page.url("/thanks"))
+    if outcome.status == "already_counted":
+        return redirect(page.url("/thanks", again="1"))
+    return await _refused(request, page, canonical, outcome.error, answers, comment)
+
+
+async def _refused(
+    request: Request, page: Page, code: str, error: DomainError | None, answers: dict[str, Any], comment: str
+) -> Response:
+    access = await run_in_threadpool(_access, request, code)
+    if isinstance(error, Invalid) and access.state == "ready":
+        return render_ballot(page, code, access, status=422, answers=answers, comment=comment,
+                             problems=error.problems or [error.problem])
+    if error is not None and error.problem.code == "token_spent_different":
+        return page.message("spent_title", "spent_body", 409)
+    refused = refusal(page, code, access, posted=True)
+    if refused is not None:
+        return refused
+    # Nothing was stored (the writer failed, or the state changed under us): keep every answer.
+    return render_ballot(page, code, access, status=503, answers=answers, comment=comment,
+                         notice=page.t("write_failed"))
+
+
+@router.get("/thanks")
+def thanks(page: PageDep, again: str = "") -> Response:
+    """Says that it counted and that it is anonymous; shows nothing of what was chosen."""
+    return page.render("thanks.html", again=again == "1")
+
+
+# ---- typing a code -----------------------------------------------------------------------------
+
+
+@router.get("/c")
+def entry_page(page: PageDep) -> Response:
+    return page.render("entry.html", typed="", error="")
+
+
+@router.post("/c")
+async def entry(request: Request, page: PageDep) -> Response:
+    # A POST, not a GET form: a code in a query string is a code in every log on the way.
+    try:
+        form = await request.form()
+    except StarletteHTTPException:
+        typed: Any = ""
+    else:
+        typed = form.get("code", "")
+        await form.close()
+    typed = typed if isinstance(typed, str) else ""
+    code = normalize(typed)
+    if code is None:
+        return page.render("entry.html", 422, typed=typed[:40], error=page.t("entry_invalid"))
+    return redirect(page.url(f"/b/{code}"))
+
+
+# ---- claiming a code from the screen -----------------------------------------------------------
+
+
+def _own_claim(request: Request, meeting_id: int) -> str | None:
+    code = normalize(request.cookies.get(CLAIM_COOKIE, ""))
+    if code is None:
+        return None
+    with _database(request).reading() as conn:
+        return code if store.is_code_of_meeting(conn=conn, code=code, meeting_id=meeting_id) else None
+
+
+def screen_meeting_of(request: Request, key: str) -> store.ScreenMeeting | None:
+    meeting_id = meeting_of_screen_key(request.app.state.settings.secret(), key)
+    if meeting_id is None:
+        return None
+    with _database(request).reading() as conn:
+        meeting = store.screen_meeting(conn=conn, meeting_id=meeting_id)
+    return meeting if meeting is not None and meeting.mode == "screen" else None
+
+
+def _no_claim(page: Page, meeting: store.ScreenMeeting) -> Response | None:
+    if meeting.state == "draft":
+        return page.message("not_open_title", "not_open_body", 409)
+    if meeting.state != "open":
+        return page.message("closed_title", "closed_body", 409)
+    if meeting.claimed >= meeting.attendance:
+        return page.message("pool_empty_title", "pool_empty_body", 409, n=meeting.attendance)
+    return None
+
+
+def link_unknown(page: Page) -> Response:
+    return page.message("link_unknown_title", "link_unknown_body", 404)
+
+
+@router.get("/s/{key}")
+def claim_page(key: str, request: Request, page: PageDep) -> Response:
+    """A button, not an automatic claim: a link preview or prefetch must not empty the pool."""
+    meeting = screen_meeting_of(request, key)
+    if meeting is None:
+        return link_unknown(page)
+    own = _own_claim(request, meeting.id)
+    if own is not None:
+        return redirect(page.url(f"/b/{own}"))
+    return _no_claim(page, meeting) or page.render(
+        "claim.html", meeting=meeting, action=page.url(f"/s/{key}")
+    )
+
+
+@router.post("/s/{key}")
+def claim(key: str, request: Request, page: PageDep) -> Response:
+    meeting = screen_meeting_of(request, key)
+    if meeting is None:
+        return link_unknown(page)
+    code = _own_claim(request, meeting.id)
+    if code is None:
+        with _database(request).writing() as conn:
+            code = store.claim_screen_code(conn=conn, meeting_id=meeting.id)
+    if code is None:
+        meeting = screen_meeting_of(request, key) or meeting
+        return _no_claim(page, meeting) or page.message("pool_empty_title", "pool_empty_body", 409,
+                                                        n=meeting.attendance)
+    response = redirect(page.url(f"/b/{code}"))
+    response.set_cookie(
+        CLAIM_COOKIE, code, max_age=CLAIM_COOKIE_SECONDS, path=f"/s/{key}", httponly=True, samesite="lax",
+        secure=request.app.state.settings.base_url.startswith("https:"),
+    )
+    return response

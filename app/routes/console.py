@@ -1,0 +1,105 @@
+"""What the organizer's pages share: rendering with the signed-in organizer, flashes, forms.
+
+The console is for the committee's staff on a laptop, in Simplified Chinese. Every page is a plain
+server-rendered form page; every number on it comes from the same store function as its JSON twin.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.templating import Jinja2Templates
+
+from app.auth import ROLE_NAMES, Principal
+from app.errors import DomainError
+from app.routes.access import SESSION_USER, csrf_token
+
+TEMPLATE_DIR = Path(__file__).resolve().parent.parent.parent / "templates"
+templates = Jinja2Templates(directory=TEMPLATE_DIR)
+
+STATE_NAMES = {"draft": "未开始", "open": "进行中", "closed": "已结束"}
+MODE_NAMES = {"cards": "测评卡（每人一张二维码）", "screen": "大屏二维码（现场扫码领取）"}
+ACTION_NAMES = {
+    "unit.create": "添加单位", "unit.update": "修改单位", "unit.import": "导入单位",
+    "template.create": "保存测评票模板", "meeting.create": "创建评议会", "meeting.open": "开启评议会",
+    "meeting.close": "结束评议会", "meeting.reopen": "重新开启评议会", "tokens.mint": "发放测评码",
+    "tokens.void": "作废测评码", "api_key.create": "创建 API 密钥", "api_key.revoke": "吊销 API 密钥",
+    "account.create": "创建账号", "account.update": "修改账号", "account.sign_in": "登录",
+    "account.sign_in_failed": "登录失败", "account.password": "修改密码",
+}
+# Console pages may be cached by nobody: they show who may vote and, after close, results.
+HEADERS = {"Cache-Control": "no-store", "X-Frame-Options": "DENY", "Referrer-Policy": "same-origin"}
+
+NAV: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("/meetings", "评议会", ("admin", "secretary", "viewer")),
+    ("/units", "单位", ("admin", "secretary", "viewer")),
+    ("/ballot-templates", "测评票模板", ("admin", "secretary", "viewer")),
+    ("/accounts", "账号", ("admin",)),
+    ("/api-keys", "API 密钥", ("admin",)),
+    ("/audit", "操作日志", ("admin",)),
+)
+
+
+def flash(request: Request, message: str, kind: str = "ok") -> None:
+    request.session.setdefault("flash", []).append([kind, message])
+
+
+def render(
+    request: Request, name: str, principal: Principal | None, status: int = 200, **context: Any
+) -> HTMLResponse:
+    flashes = request.session.pop("flash", []) if "session" in request.scope else []
+    return templates.TemplateResponse(
+        request,
+        name,
+        {
+            "principal": principal,
+            "role_names": ROLE_NAMES,
+            "state_names": STATE_NAMES,
+            "mode_names": MODE_NAMES,
+            "action_names": ACTION_NAMES,
+            "nav": [(href, label) for href, label, roles in NAV if principal and principal.role in roles],
+            "csrf": csrf_token(request),
+            "flashes": flashes,
+            "errors": context.pop("errors", {}),
+            "form": context.pop("form", {}),
+            **context,
+        },
+        status_code=status,
+        headers=HEADERS,
+    )
+
+
+def redirect(url: str) -> RedirectResponse:
+    # 303: the browser follows a form post with a GET, so a reload does not post again.
+    return RedirectResponse(url, status_code=303)
+
+
+def message_page(request: Request, error: DomainError, principal: Principal | None = None) -> HTMLResponse:
+    """A plain page for an error on a console page: what went wrong and a way back."""
+    back = request.headers.get("referer") or "/meetings"
+    titles = {401: "需要登录", 403: "无权访问", 404: "找不到", 409: "当前无法操作", 413: "内容过大"}
+    return render(
+        request, "organizer/message.html", principal, status=error.status,
+        title=titles.get(error.status, "输入有误"), message=error.message("zh"), back=back,
+    )
+
+
+def sign_in_redirect(request: Request) -> RedirectResponse:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return redirect(f"/login?next={quote(target)}")
+
+
+def field_errors(error: DomainError, field: str) -> dict[str, str]:
+    """An error to show next to one field of a form."""
+    problems = error.problems or [error.problem]
+    return {field: "；".join(problem.message("zh") for problem in problems)}
+
+
+def signed_in(request: Request, user_id: int) -> None:
+    request.session.clear()
+    request.session[SESSION_USER] = user_id
+    csrf_token(request)

@@ -1,0 +1,212 @@
+"""The organizer's console: signing in, forms that keep what was typed, CSRF, lockout, secrets."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from app import cli, store
+from app.db import Database
+from tests.test_access import PASSWORD, sign_in
+
+
+def make_user(database: Database, username: str = "wang", role: str = "admin", categories: tuple[str, ...] = ()) -> None:
+    with database.session() as session:
+        store.create_user(session=session, actor="t", username=username, display_name="王主任",
+                          password=PASSWORD, role=role, categories=categories)
+
+
+def csrf_of(html: str) -> str:
+    match = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert match is not None
+    return match.group(1)
+
+
+def test_sign_in_out(client: TestClient, database: Database) -> None:
+    make_user(database)
+    r = client.get("/meetings", follow_redirects=False)
+    assert (r.status_code, r.headers["location"]) == (303, "/login?next=/meetings")
+    csrf = csrf_of(client.get("/login").text)
+    r = client.post("/login", data={"username": "wang", "password": "wrong-password", "csrf": csrf})
+    assert r.status_code == 401
+    assert "用户名或密码不正确" in r.text
+    assert 'value="wang"' in r.text  # the username is kept
+    r = client.post("/login", data={"username": "wang", "password": PASSWORD, "csrf": csrf, "next": "/units"},
+                    follow_redirects=False)
+    assert (r.status_code, r.headers["location"]) == (303, "/units")
+    cookie = r.headers["set-cookie"]
+    assert "httponly" in cookie.lower() and "samesite=lax" in cookie.lower()
+    page = client.get("/meetings")
+    assert "wang · 管理员" in page.text
+    r = client.post("/logout", data={"csrf": csrf_of(page.text)}, follow_redirects=False)
+    assert (r.status_code, r.headers["location"]) == (303, "/login")
+    assert client.get("/meetings", follow_redirects=False).status_code == 303
+
+
+def test_open_redirect_is_refused(client: TestClient, database: Database) -> None:
+    make_user(database)
+    csrf = csrf_of(client.get("/login").text)
+    r = client.post("/login", data={"username": "wang", "password": PASSWORD, "csrf": csrf,
+                                    "next": "//evil.example/x"}, follow_redirects=False)
+    assert r.headers["location"] == "/meetings"
+
+
+def test_lockout_after_repeated_failures(client: TestClient, database: Database) -> None:
+    make_user(database)
+    csrf = csrf_of(client.get("/login").text)
+    for _ in range(5):
+        r = client.post("/login", data={"username": "wang", "password": "nope-nope-nope", "csrf": csrf})
+        assert "用户名或密码不正确" in r.text
+    r = client.post("/login", data={"username": "wang", "password": PASSWORD, "csrf": csrf})
+    assert r.status_code == 401
+    assert "密码错误次数过多，请 15 分钟后再试" in r.text
+
+
+def test_stale_form_gets_a_plain_page(client: TestClient, database: Database) -> None:
+    make_user(database)
+    sign_in(client, "wang")
+    r = client.post("/units/new", data={"csrf": "stale", "code": "X1", "name": "甲", "category": "party_gov"})
+    assert r.status_code == 403
+    assert "页面已过期，请返回后重新提交" in r.text
+    assert "Traceback" not in r.text
+    with database.reading() as conn:
+        assert conn.execute(text("SELECT count(*) FROM unit")).scalar_one() == 0
+
+
+def test_unit_form_keeps_what_was_typed(client: TestClient, database: Database) -> None:
+    make_user(database)
+    csrf = sign_in(client, "wang")
+    client.post("/units/new", data={"csrf": csrf, "code": "JL001", "name": "甲单位", "category": "party_gov"})
+    r = client.post("/units/new", data={"csrf": csrf, "code": "JL001", "name": "乙单位", "category": "central"})
+    assert r.status_code == 409
+    assert "单位编码 JL001 已存在" in r.text
+    assert 'value="乙单位"' in r.text
+    assert '<option value="central" selected>' in r.text
+
+
+def test_secretary_sees_only_assigned_categories(client: TestClient, database: Database) -> None:
+    make_user(database, "admin1")
+    make_user(database, "li", role="secretary", categories=("central",))
+    with database.session() as session:
+        store.create_unit(session=session, actor="t", code="A1", name="党政甲", category="party_gov")
+        store.create_unit(session=session, actor="t", code="C1", name="中直乙", category="central")
+    sign_in(client, "li")
+    page = client.get("/units").text
+    assert "中直乙" in page and "党政甲" not in page
+    assert [u["code"] for u in client.get("/api/v1/units").json()] == ["C1"]
+    r = client.get("/units/A1/edit")
+    assert r.status_code == 403
+    assert "您无权管理或查看“party_gov”类别的单位" in r.text
+
+
+def test_import_preview_then_confirm(client: TestClient, database: Database) -> None:
+    make_user(database)
+    csrf = sign_in(client, "wang")
+    data = "\ufeffcode,name,category\r\nA1,甲单位,party_gov\r\nA2,乙单位,central\r\n".encode()
+    r = client.post("/units/import", data={"csrf": csrf}, files={"file": ("units.csv", data, "text/csv")})
+    assert r.status_code == 200
+    assert "预览：将新增 2 个单位" in r.text
+    with database.reading() as conn:
+        assert conn.execute(text("SELECT count(*) FROM unit")).scalar_one() == 0
+    payload = re.search(r'name="payload" value="([^"]+)"', r.text)
+    assert payload is not None
+    r = client.post("/units/import", data={"csrf": csrf, "payload": payload.group(1), "confirm": "1"},
+                    follow_redirects=False)
+    assert r.status_code == 303
+    with database.reading() as conn:
+        assert conn.execute(text("SELECT code FROM unit ORDER BY code")).scalars().all() == ["A1", "A2"]
+
+
+def test_import_xlsx_reports_bad_rows(client: TestClient, database: Database) -> None:
+    from io import BytesIO
+
+    from openpyxl import Workbook
+
+    make_user(database)
+    csrf = sign_in(client, "wang")
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    for row in (["code", "name", "category"], ["A1", "甲单位", "party_gov"], ["A2", "乙单位", "nowhere"]):
+        sheet.append(row)
+    buffer = BytesIO()
+    book.save(buffer)
+    r = client.post("/units/import", data={"csrf": csrf}, files={"file": ("units.xlsx", buffer.getvalue())})
+    assert r.status_code == 422
+    assert "第 3 行：单位类别 nowhere 无效" in r.text
+    with database.reading() as conn:
+        assert conn.execute(text("SELECT count(*) FROM unit")).scalar_one() == 0
+
+
+def test_meeting_open_warns_about_small_groups(client: TestClient, database: Database) -> None:
+    make_user(database)
+    csrf = sign_in(client, "wang")
+    client.post("/units/new", data={"csrf": csrf, "code": "JL001", "name": "甲单位", "category": "party_gov"})
+    form = {"csrf": csrf, "unit_code": "JL001", "title": "述职评议会", "year": "2026", "date": "2026-12-03",
+            "mode": "cards", "attendance": "30", "template": "default:1", "trim": "1", "component_weight": "0.4",
+            "flagged_rule": "count", "group_key_0": "leaders", "group_name_0": "班子成员",
+            "group_key_1": "reps", "group_name_1": "代表"}
+    r = client.post("/meetings/new", data=form, follow_redirects=False)
+    assert (r.status_code, r.headers["location"]) == (303, "/meetings/1")
+    sheet = client.post("/meetings/1/cards", data={"csrf": csrf, "count": "10", "group": "reps"})
+    assert sheet.status_code == 201
+    assert sheet.text.count('<article class="card') == 10
+    r = client.post("/meetings/1/open", data={"csrf": csrf})
+    assert r.status_code == 409
+    assert "班子成员：0 张" in r.text
+    r = client.post("/meetings/1/open", data={"csrf": csrf, "confirm": "1"}, follow_redirects=False)
+    assert r.status_code == 303
+    assert client.get("/api/v1/meetings/1").json()["state"] == "open"
+
+
+def test_meeting_form_names_the_problem(client: TestClient, database: Database) -> None:
+    make_user(database)
+    csrf = sign_in(client, "wang")
+    client.post("/units/new", data={"csrf": csrf, "code": "JL001", "name": "甲单位", "category": "party_gov"})
+    form = {"csrf": csrf, "unit_code": "JL001", "title": "述职评议会", "year": "2026", "date": "2026-12-03",
+            "mode": "cards", "attendance": "30", "template": "default:1", "trim": "1", "component_weight": "0.4",
+            "group_key_0": "a", "group_name_0": "甲", "group_weight_0": "60",
+            "group_key_1": "b", "group_name_1": "乙", "group_weight_1": "30"}
+    r = client.post("/meetings/new", data=form)
+    assert r.status_code == 422
+    assert "各类评议人权重之和应为 100%，现为 90%" in r.text
+    assert 'value="60"' in r.text and 'value="述职评议会"' in r.text
+
+
+def test_create_admin_command(tmp_path: object, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import io
+
+    monkeypatch.setenv("ONSITE_BALLOT_DATA_DIR", str(tmp_path))
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
+    assert cli.main(["create-admin", "root"]) == 2
+    assert "密码至少需要 10 个字符" in capsys.readouterr().err
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
+    assert cli.main(["create-admin", "root", "--name", "管理员"]) == 0
+    assert "已创建管理员 root" in capsys.readouterr().out
+
+
+def test_secrets_never_in_logs_or_database_in_clear(
+    client: TestClient, database: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    make_user(database)
+    csrf = sign_in(client, "wang")
+    r = client.post("/api-keys", data={"csrf": csrf, "name": "主评分系统", "scopes": "export"})
+    key = re.search(r'<code class="key">([^<]+)</code>', r.text)
+    assert key is not None
+    session_cookie = client.cookies.get("ob_session")
+    assert session_cookie
+    with database.reading() as conn:
+        dump = "\n".join(
+            repr(row) for table in ("organizer", "api_key", "audit_event")
+            for row in conn.execute(text(f"SELECT * FROM {table}")).all()
+        )
+    secrets = [PASSWORD, key.group(1), session_cookie, csrf]
+    for secret in secrets:
+        assert secret not in dump
+        assert secret not in caplog.text
+    assert "$argon2id$" in dump  # the password is there only as an argon2 hash

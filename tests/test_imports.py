@@ -1,0 +1,196 @@
+"""app.imports: a unit list as Excel and people actually write it; every bad row named by its line."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+import pytest
+
+from app.errors import Invalid
+from app.imports import UnitRow, parse_units_csv
+
+CATEGORIES = ("party_gov", "central", "mass_org", "enterprise")
+ALLOWED = "party_gov/central/mass_org/enterprise"
+BOM = b"\xef\xbb\xbf"
+
+GOOD_LINES = [
+    "code,name,category",
+    "JL001,省委办公厅,party_gov",
+    "JL002,省总工会,mass_org",
+    "JL003,某银行省分行,central",
+]
+GOOD_ROWS = [
+    UnitRow(2, "JL001", "省委办公厅", "party_gov"),
+    UnitRow(3, "JL002", "省总工会", "mass_org"),
+    UnitRow(4, "JL003", "某银行省分行", "central"),
+]
+
+
+def csv_bytes(lines: list[str], *, newline: str = "\n", bom: bool = False, encoding: str = "utf-8") -> bytes:
+    data = newline.join(lines).encode(encoding) + newline.encode(encoding)
+    return BOM + data if bom else data
+
+
+def parse(data: bytes, taken: Collection[str] = ()) -> list[UnitRow]:
+    return parse_units_csv(data, categories=CATEGORIES, taken_codes=taken)
+
+
+def problems(data: bytes, taken: Collection[str] = ()) -> list[tuple[str, str]]:
+    with pytest.raises(Invalid) as caught:
+        parse(data, taken)
+    assert caught.value.status == 422
+    return [(problem.code, problem.message()) for problem in caught.value.problems]
+
+
+@pytest.mark.parametrize("bom", [False, True], ids=["plain", "bom"])
+@pytest.mark.parametrize("newline", ["\n", "\r\n"], ids=["lf", "crlf"])
+def test_good_file(bom: bool, newline: str) -> None:
+    assert parse(csv_bytes(GOOD_LINES, newline=newline, bom=bom)) == GOOD_ROWS
+
+
+def test_excel_csv_utf8_with_blank_trailing_lines() -> None:
+    # what Excel's "CSV UTF-8" writes: BOM, CRLF, and sometimes empty rows kept as bare commas
+    data = BOM + b"\r\n".join(line.encode() for line in GOOD_LINES) + b"\r\n\r\n,,\r\n , , \r\n"
+    assert parse(data) == GOOD_ROWS
+
+
+def test_no_final_newline() -> None:
+    assert parse("\n".join(GOOD_LINES).encode()) == GOOD_ROWS
+
+
+def test_blank_lines_in_the_middle_keep_line_numbers() -> None:
+    # line 3 is blank, so the second unit is on line 4
+    data = csv_bytes(["code,name,category", "JL001,省委办公厅,party_gov", "", "JL002,省总工会,mass_org"])
+    assert parse(data) == [UnitRow(2, "JL001", "省委办公厅", "party_gov"), UnitRow(4, "JL002", "省总工会", "mass_org")]
+
+
+def test_cells_and_header_are_trimmed_and_header_case_ignored() -> None:
+    data = csv_bytes([" Code , NAME ,Category", " JL001 , 省委 办公厅 , party_gov "])
+    assert parse(data) == [UnitRow(2, "JL001", "省委 办公厅", "party_gov")]
+
+
+def test_quoted_name_with_comma() -> None:
+    data = csv_bytes(["code,name,category", '"JL004","中共某某委员会（机关党委）,直属",central'])
+    assert parse(data) == [UnitRow(2, "JL004", "中共某某委员会（机关党委）,直属", "central")]
+
+
+def test_length_limits() -> None:
+    data = csv_bytes(["code,name,category", f"{'C' * 32},{'名' * 128},party_gov"])
+    assert parse(data) == [UnitRow(2, "C" * 32, "名" * 128, "party_gov")]
+
+
+# ---- bad rows ----------------------------------------------------------------------------------
+
+BAD_LINES = [
+    "code,name,category",  # 1
+    "JL001,省委办公厅,party_gov",  # 2  fine
+    "JL002,,party_gov",  # 3  no name
+    "",  # 4  blank: skipped, still counted
+    "JL003,省妇联,群团组织",  # 5  category by its Chinese name, not its key
+    "JL001,省委宣传部,party_gov",  # 6  repeats line 2
+    "JL004,省科协",  # 7  two columns
+    "JL005,省文联,mass_org,备注",  # 8  four columns
+    "JL900,省电力公司,enterprise",  # 9  already in the database
+    "JL006,省交通厅,party_gov",  # 10 fine
+]
+BAD_PROBLEMS = [
+    ("csv_row", "第 3 行：单位名称应为 1–128 个字符 (name must be 1–128 characters)"),
+    ("csv_row", f"第 5 行：单位类别 群团组织 无效，可选：{ALLOWED}"),
+    ("csv_row", "第 6 行：单位编码 JL001 在文件中重复（另见第 2 行）"),
+    ("csv_row", "第 7 行：应有 3 列，实有 2 列 (expected 3 columns, got 2)"),
+    ("csv_row", "第 8 行：应有 3 列，实有 4 列 (expected 3 columns, got 4)"),
+    ("csv_row", "第 9 行：单位编码 JL900 已存在"),
+]
+
+
+@pytest.mark.parametrize("bom", [False, True], ids=["plain", "bom"])
+@pytest.mark.parametrize("newline", ["\n", "\r\n"], ids=["lf", "crlf"])
+def test_every_bad_row_named_by_its_line(bom: bool, newline: str) -> None:
+    data = csv_bytes(BAD_LINES, newline=newline, bom=bom)
+    assert problems(data, taken={"JL900", "JL901"}) == BAD_PROBLEMS
+
+
+def test_bad_rows_in_english() -> None:
+    with pytest.raises(Invalid) as caught:
+        parse(csv_bytes(BAD_LINES), taken={"JL900"})
+    assert [problem.message("en") for problem in caught.value.problems][3:5] == [
+        "Line 7: 应有 3 列，实有 2 列 (expected 3 columns, got 2)",
+        "Line 8: 应有 3 列，实有 4 列 (expected 3 columns, got 4)",
+    ]
+
+
+def test_several_errors_in_one_row_joined() -> None:
+    data = csv_bytes(["code,name,category", f"{'C' * 33},,unknown"])
+    assert problems(data) == [
+        ("csv_row", "第 2 行：单位编码应为 1–32 个字符 (code must be 1–32 characters)"
+                    "；单位名称应为 1–128 个字符 (name must be 1–128 characters)"
+                    f"；单位类别 unknown 无效，可选：{ALLOWED}"),
+    ]
+
+
+def test_name_too_long() -> None:
+    data = csv_bytes(["code,name,category", f"JL001,{'名' * 129},party_gov"])
+    assert problems(data) == [("csv_row", "第 2 行：单位名称应为 1–128 个字符 (name must be 1–128 characters)")]
+
+
+def test_every_repeat_points_at_the_first_line() -> None:
+    data = csv_bytes(["code,name,category", "JL001,甲,party_gov", "JL002,乙,central", "JL001,丙,central",
+                      "JL001,丁,enterprise", "JL002,戊,mass_org"])
+    assert problems(data) == [
+        ("csv_row", "第 4 行：单位编码 JL001 在文件中重复（另见第 2 行）"),
+        ("csv_row", "第 5 行：单位编码 JL001 在文件中重复（另见第 2 行）"),
+        ("csv_row", "第 6 行：单位编码 JL002 在文件中重复（另见第 3 行）"),
+    ]
+
+
+def test_codes_already_taken() -> None:
+    assert problems(csv_bytes(GOOD_LINES), taken=["JL003", "JL001"]) == [
+        ("csv_row", "第 2 行：单位编码 JL001 已存在"),
+        ("csv_row", "第 4 行：单位编码 JL003 已存在"),
+    ]
+
+
+def test_unknown_category_keys_are_case_sensitive() -> None:
+    data = csv_bytes(["code,name,category", "JL001,甲,Party_Gov"])
+    assert problems(data) == [("csv_row", f"第 2 行：单位类别 Party_Gov 无效，可选：{ALLOWED}")]
+
+
+# ---- the file as a whole ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("first_line", "shown"),
+    [
+        ("编码,名称,类别", "编码,名称,类别"),
+        ("code,name", "code,name"),
+        ("code,name,category,note", "code,name,category,note"),
+        ("JL001,省委办公厅,party_gov", "JL001,省委办公厅,party_gov"),  # no header at all
+        ("code;name;category", "code;name;category"),  # semicolons, as some European Excels write
+    ],
+)
+def test_wrong_header(first_line: str, shown: str) -> None:
+    data = csv_bytes([first_line, "JL001,省委办公厅,party_gov"], bom=True)
+    assert problems(data) == [("csv_header", f"CSV 第一行应为列名 code,name,category，现为 {shown}")]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", BOM, b"code,name,category\n", b"code,name,category\r\n\r\n,,\r\n", BOM + b"code,name,category"],
+    ids=["empty", "bom-only", "header-only", "header-and-blanks", "bom-header"],
+)
+def test_no_units(data: bytes) -> None:
+    assert problems(data) == [("csv_empty", "CSV 文件中没有单位")]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        csv_bytes(GOOD_LINES, encoding="gbk"),  # what a Chinese Excel saves as plain "CSV"
+        csv_bytes(GOOD_LINES, newline="\r\n", encoding="gbk"),
+        csv_bytes(GOOD_LINES, encoding="utf-16"),  # Excel's "Unicode text"
+        b"code,name,category\nJL001,Caf\xe9,party_gov\n",  # Latin-1
+    ],
+    ids=["gbk", "gbk-crlf", "utf-16", "latin-1"],
+)
+def test_not_utf8(data: bytes) -> None:
+    assert problems(data) == [("csv_encoding", "CSV 文件应为 UTF-8 编码")]
