@@ -9,8 +9,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import unicodedata
 
 ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+# What people put between groups when they copy a printed code: dashes of every width, dots.
+SEPARATORS = frozenset("-‐‑‒–—―−・.")
 CODE_LENGTH = 10
 # Printed as K7M-Q2X-9PA-R: groups of three are easy to read aloud and to type.
 PRINT_GROUP = 3
@@ -21,8 +24,12 @@ def mint_code() -> str:
 
 
 def normalize(typed: str) -> str | None:
-    """The code a rater meant, forgiving spaces, dashes and lower case; None if it cannot be one."""
-    code = "".join(ch for ch in typed.upper() if ch not in " -\t\u3000")
+    """The code a rater meant, forgiving spaces, dashes and lower case; None if it cannot be one.
+
+    NFKC first: a Chinese keyboard may type full-width letters, digits and dashes (Ｋ７Ｍ－…).
+    """
+    folded = unicodedata.normalize("NFKC", typed).upper()
+    code = "".join(ch for ch in folded if not ch.isspace() and ch not in SEPARATORS)
     if len(code) != CODE_LENGTH or any(ch not in ALPHABET for ch in code):
         return None
     return code

@@ -88,6 +88,13 @@ TABLE: list[tuple[str, str, str, dict[str, Any] | None, dict[str, int]]] = [
     ("GET", "/ballot-templates", "/ballot-templates", None, page(READERS, 200)),
     ("GET", "/ballot-templates/{template_id}", "/ballot-templates/default", None, page(READERS, 200)),
     ("GET", "/account/password", "/account/password", None, page(READERS, 200)),
+    ("GET", "/meetings/{meeting_id}/live", "/meetings/1/live", None, page(READERS, 200, category=True)),
+    ("GET", "/meetings/{meeting_id}/live/fragment", "/meetings/1/live/fragment", None, page(READERS, 200, category=True)),
+    ("GET", "/meetings/{meeting_id}/projector", "/meetings/1/projector", None, page(READERS, 200, category=True)),
+    ("GET", "/meetings/{meeting_id}/report", "/meetings/1/report", None, page(READERS, 409, category=True)),
+    ("GET", "/api/v1/meetings/{meeting_id}/report", "/api/v1/meetings/1/report", None, api(READERS, 409, category=True)),
+    # an endless stream for a meeting that exists; probed on one that does not, after the role check
+    ("GET", "/api/v1/meetings/{meeting_id}/events", "/api/v1/meetings/999/events", None, api(READERS, 404)),
     # staff pages and reads
     ("GET", "/units/new", "/units/new", None, page(STAFF, 200)),
     ("GET", "/units/{code}/edit", "/units/JL001/edit", None, page(STAFF, 200, category=True)),

@@ -22,6 +22,7 @@ from app.scoring import (
     Rules,
     ScoredBallot,
     compute,
+    distribution,
     exact,
     round_half_up,
     score_ballot,
@@ -400,6 +401,23 @@ def test_unweighted_group_below_k_has_no_score() -> None:
 )
 def test_component(specs_: list[str], weight: str, component: Fraction) -> None:
     assert run(ballots(*specs_), component_weight=Decimal(weight)).component == component
+
+
+# ---- distribution of totals ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("totals", "counts"),
+    [
+        ([], [0, 0, 0, 0, 0]),
+        # [0, 60): 0, 59.5 | [60, 70): 60, 69.5 | [70, 80): 70 | [80, 90): 80, 89.5 | [90, 100]: 90, 100
+        (["0", "59.5", "60", "69.5", "70", "80", "89.5", "90", "100"], [2, 2, 1, 2, 2]),
+        (["79.99", "80"], [0, 0, 1, 1, 0]),  # 80 opens the next band
+        (["100", "100", "100"], [0, 0, 0, 0, 3]),  # the last band is closed at 100
+    ],
+)
+def test_distribution(totals: list[str], counts: list[int]) -> None:
+    assert distribution([Decimal(total) for total in totals]) == counts
 
 
 # ---- rounding and exact text -------------------------------------------------------------------

@@ -74,9 +74,7 @@ def test_normalize_forgives(typed: str, code: str) -> None:
         "K7MQ2X9PAL",  # letter L
         "K7MQ2X9PAl",  # lower-case l becomes L, which is not in the alphabet
         "K7M_Q2X_9PA_R",  # underscores are not forgiven
-        "K7M.Q2X.9PA.R",
         "K7MQ2X9PA你",
-        "Ｋ７ＭＱ２Ｘ９ＰＡＲ",  # full-width letters and digits
         "----------",
     ],
 )
@@ -140,3 +138,18 @@ def test_fingerprint_separates_codes_and_answers(code: str, other_code: str, ans
     assert answers_fingerprint(code, answers) == base
     assert (answers_fingerprint(code, other) == base) is (other == answers)
     assert (answers_fingerprint(other_code, answers) == base) is (other_code == code)
+
+
+
+@pytest.mark.parametrize(
+    ("typed", "expected"),
+    [
+        ("Ｋ７Ｍ－Ｑ２Ｘ－９ＰＡ－Ｒ", "K7MQ2X9PAR"),  # full-width, as a Chinese keyboard types it
+        ("k7m—q2x—9pa—r", "K7MQ2X9PAR"),  # em dashes from a word processor
+        ("K7M\u00a0Q2X\u00a09PA\u00a0R", "K7MQ2X9PAR"),  # non-breaking spaces from a copied card
+        ("K7M・Q2X・9PA・R", "K7MQ2X9PAR"),
+        ("Ｋ７Ｍ－Ｑ２Ｘ－９ＰＡ－Ｏ", None),  # O is not in the alphabet, full width or not
+    ],
+)
+def test_normalize_forgives_full_width_and_copied_separators(typed: str, expected: str | None) -> None:
+    assert normalize(typed) == expected

@@ -11,9 +11,9 @@ import asyncio
 import secrets
 from collections.abc import AsyncIterator
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel
@@ -25,7 +25,7 @@ from app.live import Hub
 from app.models import FiguresPublic
 from app.report import FeedbackReport, feedback_report
 from app.routes.access import Reader
-from app.routes.api import meeting_category, seen_meeting
+from app.routes.api import seen_meeting
 from app.routes.console import render
 from app.routes.deps import SessionDep, SettingsDep
 
@@ -144,19 +144,21 @@ def projector(
     return render(request, "organizer/projector.html", principal, show_scores=scores, **view)
 
 
+def visible_meeting(meeting_id: int, session: SessionDep, principal: Reader) -> int:
+    """Checked before a stream starts: once it has, an error can no longer become a 404 or 403."""
+    seen_meeting(session, principal, meeting_id)
+    return meeting_id
+
+
 @api_router.get("/meetings/{meeting_id}/events", response_class=EventSourceResponse)
 async def events(
-    meeting_id: int, request: Request, session: SessionDep, principal: Reader
+    request: Request, session: SessionDep, meeting_id: Annotated[int, Depends(visible_meeting)]
 ) -> AsyncIterator[ServerSentEvent]:
     """Server-sent events: a `tally` event with the live state now, and after every change.
 
     Each event's data is the turnout and `published_at_count`; read the tally (or reload the
     dashboard fragment) when `published_at_count` or `state` changes.
     """
-    meeting = store.get_meeting(session=session, meeting_id=meeting_id)
-    from app.routes.access import ensure_sees
-
-    ensure_sees(principal, meeting_category(session, meeting))
     hub: Hub = request.app.state.hub
     database = request.app.state.db
     session.close()  # a stream may stay open for hours; it must not hold a pooled connection
