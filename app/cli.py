@@ -144,8 +144,6 @@ def create_admin(args: argparse.Namespace) -> int:
 
 def recount_file(args: argparse.Namespace) -> int:
     """Recompute a meeting's result from its audit export alone: 0 same, 1 different, 2 refused."""
-    from pathlib import Path
-
     from app import recount
 
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -89,6 +90,23 @@ class BodyLimit:
 
 class _TooLarge(Exception):
     pass
+
+
+# Phone paths never carry an organizer's session: the hot path skips the cookie's signature
+# check, and nothing on a rater's side can be tied to a signed-in browser.
+PHONE_PREFIXES = ("/api/v1/ballots", "/b/", "/c", "/s/", "/thanks", "/static/", "/healthz", "/readyz")
+
+
+class SessionsExceptPhones:
+    def __init__(self, app: ASGIApp, /, **options: Any) -> None:
+        self.plain = app
+        self.with_sessions = SessionMiddleware(app, **options)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(PHONE_PREFIXES):
+            await self.plain(scope, receive, send)
+        else:
+            await self.with_sessions(scope, receive, send)
 
 
 def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
@@ -183,7 +201,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     # Larger bodies only where files are uploaded; a ballot never needs more than the default.
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, overrides=UPLOAD_LIMITS)
     app.add_middleware(
-        SessionMiddleware,
+        SessionsExceptPhones,
         secret_key=settings.secret(),
         session_cookie=SESSION_COOKIE,
         max_age=SESSION_SECONDS,

@@ -24,6 +24,7 @@ ROLES = ("nobody", "viewer", "secretary", "other", "admin", "api", "export")
 READERS = frozenset({"viewer", "secretary", "other", "admin", "api"})
 STAFF = frozenset({"secretary", "other", "admin", "api"})
 ADMINS = frozenset({"admin", "api"})
+EXPORTERS = frozenset({"admin", "api", "export"})
 PASSWORD = "correct-horse-battery"
 UNKNOWN_CODE = "K7MQ2X9PAR"
 
@@ -136,6 +137,18 @@ TABLE: list[tuple[str, str, str, dict[str, Any] | None, dict[str, int]]] = [
     ("POST", "/api-keys", "/api-keys", {}, page(ADMINS, 422)),
     ("POST", "/api-keys/{key_id}/revoke", "/api-keys/999/revoke", {}, page(ADMINS, 404)),
     ("POST", "/account/password", "/account/password", {}, page(READERS, 422, api=404)),
+    # results export (issue 6): admin and export keys read results; admin alone the rest
+    ("GET", "/api/v1/results", "/api/v1/results", None, api(EXPORTERS, 200)),
+    ("GET", "/api/v1/results/schema", "/api/v1/results/schema", None, api(EXPORTERS, 200)),
+    ("GET", "/api/v1/overview", "/api/v1/overview?year=2026", None, api(EXPORTERS, 200)),
+    ("POST", "/api/v1/composite", "/api/v1/composite", {}, api(EXPORTERS, 422)),
+    ("GET", "/api/v1/meetings/{meeting_id}/audit", "/api/v1/meetings/1/audit", None, api(ADMINS, 409)),
+    ("GET", "/api/v1/webhooks", "/api/v1/webhooks", None, api(ADMINS, 200)),
+    ("POST", "/api/v1/webhooks", "/api/v1/webhooks", {}, api(ADMINS, 422)),
+    ("DELETE", "/api/v1/webhooks/{webhook_id}", "/api/v1/webhooks/999", None, api(ADMINS, 404)),
+    ("GET", "/api/v1/webhooks/{webhook_id}/deliveries", "/api/v1/webhooks/999/deliveries", None, api(ADMINS, 404)),
+    ("GET", "/api/v1/webhook-deliveries/{delivery_id}", "/api/v1/webhook-deliveries/none", None, api(ADMINS, 404)),
+    ("POST", "/api/v1/webhook-deliveries/{delivery_id}/resend", "/api/v1/webhook-deliveries/none/resend", None, api(ADMINS, 404)),
     # state changes, last: draft -> open -> closed
     ("POST", "/api/v1/meetings/{meeting_id}/open", "/api/v1/meetings/1/open", None, api(STAFF, 200, category=True)),
     ("POST", "/meetings/{meeting_id}/open", "/meetings/1/open", {}, page(STAFF, 409, category=True)),

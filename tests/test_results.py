@@ -301,6 +301,8 @@ def test_the_result_schema_is_documented_and_versioned(client: TestClient, auth:
     assert record["examples"][0]["unit_code"] == "JL001"
     assert record["properties"]["schema_version"]["const"] == 1
     ResultRecord.model_validate(RESULT_EXAMPLE)
+    assert spec["components"]["schemas"]["WebhookBody"]["properties"]["result"]["$ref"].endswith("/ResultRecord")
+    assert "result_event" in spec["paths"]["/api/v1/webhooks"]["post"]["callbacks"]
     content = spec["paths"]["/api/v1/results"]["get"]["responses"]["200"]["content"]
     assert set(content) == {"application/json", "text/csv", XLSX}
     schema = client.get("/api/v1/results/schema", headers=auth).json()

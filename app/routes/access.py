@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from app import auth, store
 from app.auth import Principal, Role
@@ -90,7 +91,9 @@ def require(*roles: Role) -> Callable[[Request, SessionDep], Awaitable[Principal
     """A dependency admitting the given roles: 401 for nobody, 403 for a role not listed."""
 
     async def dependency(request: Request, session: SessionDep) -> Principal:
-        principal = principal_of(request, session)
+        # Off the event loop: the lookup may wait for SQLite's write lock, and the request that
+        # holds it needs this loop to finish.
+        principal = await run_in_threadpool(principal_of, request, session)
         if principal is None:
             raise Unauthorized("not_authenticated") if is_api(request) else SignInRequired("sign_in_required")
         if principal.user_id is not None and request.method not in SAFE_METHODS:

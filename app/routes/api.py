@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Request, Response
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 
 from app import store
 from app.auth import Principal
@@ -113,6 +114,11 @@ def update_unit(code: str, body: UnitUpdate, session: SessionDep, principal: Sta
 async def import_units(request: Request, session: SessionDep, principal: Staff) -> ImportReport:
     """CSV with the header `code,name,category`, UTF-8 with or without BOM. All rows or none."""
     data = await request.body()
+    # The database work off the event loop: it may wait for SQLite's write lock.
+    return await run_in_threadpool(_import_units, session, principal, data)
+
+
+def _import_units(session: Session, principal: Principal, data: bytes) -> ImportReport:
     allowed = [c.key for c in store.categories(session=session) if principal.manages(c.key)]
     units = store.import_units(session=session, actor=principal.name, data=data, categories=allowed)
     return ImportReport(imported=len(units), units=[unit_public(session, unit) for unit in units])

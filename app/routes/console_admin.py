@@ -45,7 +45,7 @@ def new_template_page(request: Request, session: SessionDep, principal: Admin, b
 
 
 @router.post("/ballot-templates-new")
-async def create_template(
+def create_template(
     request: Request,
     session: SessionDep,
     principal: Admin,
@@ -54,7 +54,7 @@ async def create_template(
 ) -> Response:
     text = body
     if file is not None and file.filename:
-        data = await file.read(MAX_TEMPLATE_BYTES + 1)
+        data = file.file.read(MAX_TEMPLATE_BYTES + 1)
         text = data.decode("utf-8-sig", errors="replace")
     try:
         if len(text.encode("utf-8")) > MAX_TEMPLATE_BYTES:
@@ -77,10 +77,18 @@ def accounts_page(request: Request, session: SessionDep, principal: Admin) -> HT
 
 
 @router.post("/accounts")
-async def create_account(request: Request, session: SessionDep, principal: Admin) -> Response:
-    form = await request.form()
-    fields = {key: str(value) for key, value in form.items() if isinstance(value, str)}
-    categories = [str(value) for value in form.getlist("categories")]
+def create_account(
+    request: Request,
+    session: SessionDep,
+    principal: Admin,
+    username: Annotated[str, Form()] = "",
+    display_name: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+    role: Annotated[str, Form()] = "",
+    categories: Annotated[list[str] | None, Form()] = None,
+) -> Response:
+    categories = categories or []
+    fields = {"username": username, "display_name": display_name, "password": password, "role": role}
     try:
         user = store.create_user(
             session=session, actor=principal.name, username=fields.get("username", ""),
@@ -98,11 +106,17 @@ async def create_account(request: Request, session: SessionDep, principal: Admin
 
 
 @router.post("/accounts/{user_id}")
-async def update_account(user_id: int, request: Request, session: SessionDep, principal: Admin) -> Response:
-    form = await request.form()
-    categories = [str(value) for value in form.getlist("categories")]
-    store.update_user(session=session, actor=principal.name, user_id=user_id, role=str(form.get("role", "")),
-                      categories=categories, active=form.get("active") == "on")
+def update_account(
+    user_id: int,
+    request: Request,
+    session: SessionDep,
+    principal: Admin,
+    role: Annotated[str, Form()] = "",
+    categories: Annotated[list[str] | None, Form()] = None,
+    active: Annotated[str, Form()] = "",
+) -> Response:
+    store.update_user(session=session, actor=principal.name, user_id=user_id, role=role,
+                      categories=categories or [], active=active == "on")
     flash(request, "账号已更新")
     return redirect("/accounts")
 

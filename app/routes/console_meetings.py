@@ -9,6 +9,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 
 from app import store
 from app.auth import Principal
@@ -70,8 +71,13 @@ GROUP_ROWS = 6
 
 @router.post("/meetings/new")
 async def create_meeting(request: Request, session: SessionDep, principal: Staff) -> Response:
-    raw = await request.form()
+    raw = await request.form()  # the group rows are numbered fields: read them all
     form = {key: str(value) for key, value in raw.items() if isinstance(value, str)}
+    # The database work off the event loop: it may wait for SQLite's write lock.
+    return await run_in_threadpool(_create_meeting, request, session, principal, form)
+
+
+def _create_meeting(request: Request, session: Session, principal: Principal, form: dict[str, str]) -> Response:
     try:
         body = _meeting_body(form)
         unit = store.find_unit(session=session, code=body.unit_code)

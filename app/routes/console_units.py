@@ -113,7 +113,7 @@ def import_page(request: Request, principal: Staff) -> HTMLResponse:
 
 
 @router.post("/units/import")
-async def import_units(
+def import_units(
     request: Request,
     session: SessionDep,
     principal: Staff,
@@ -124,7 +124,7 @@ async def import_units(
     """First post: the file, answered with a preview. Second post: the same bytes, confirmed."""
     allowed = [key for key, _ in _managed_categories(session, principal)]
     try:
-        data = await _import_bytes(file, payload)
+        data = _import_bytes(file, payload)
         if confirm:
             units = store.import_units(session=session, actor=principal.name, data=data, categories=allowed)
             flash(request, f"已导入 {len(units)} 个单位")
@@ -139,7 +139,7 @@ async def import_units(
                   payload=base64.b64encode(data).decode("ascii"))
 
 
-async def _import_bytes(file: UploadFile | None, payload: str) -> bytes:
+def _import_bytes(file: UploadFile | None, payload: str) -> bytes:
     if payload:
         try:
             return base64.b64decode(payload, validate=True)
@@ -147,7 +147,7 @@ async def _import_bytes(file: UploadFile | None, payload: str) -> bytes:
             raise Invalid("request_invalid", error="导入内容已损坏，请重新选择文件") from None
     if file is None or not file.filename:
         raise Invalid("request_invalid", error="请选择一个 CSV 或 Excel（.xlsx）文件")
-    data = await file.read(MAX_IMPORT_BYTES + 1)
+    data = file.file.read(MAX_IMPORT_BYTES + 1)
     if len(data) > MAX_IMPORT_BYTES:
         raise Invalid("request_too_large", limit=MAX_IMPORT_BYTES)
     return data

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
 from app import recount, sheets, store
 from app.auth import Principal
@@ -25,6 +25,7 @@ from app.export_schema import (
     OverviewPage,
     ResultPage,
     ResultRecord,
+    WebhookBody,
     WebhookCreate,
     WebhookPublic,
 )
@@ -243,7 +244,25 @@ def delivery_public(entry: store.DeliveryLog) -> DeliveryPublic:
     )
 
 
-@router.post("/webhooks", status_code=201, tags=["webhooks"])
+# Documents what a registered endpoint receives (OpenAPI callbacks); never served by this app.
+receiver = APIRouter()
+
+
+@receiver.post("{$request.body#/url}", status_code=200)
+def result_event(
+    body: WebhookBody,
+    x_onsite_ballot_event: Annotated[str, Header(description="meeting.closed or meeting.reopened")],
+    x_onsite_ballot_delivery: Annotated[str, Header(description="the same on every retry: deduplicate by it")],
+    x_onsite_ballot_timestamp: Annotated[str, Header(description="Unix seconds when this attempt was signed")],
+    x_onsite_ballot_signature: Annotated[
+        str, Header(description='"sha256=" + hex HMAC-SHA256(secret, timestamp + "." + raw body)')
+    ],
+) -> None:
+    """Answer 2xx once processed; anything else, or no answer within the timeout, is retried with
+    backoff for at least 24 hours."""
+
+
+@router.post("/webhooks", status_code=201, tags=["webhooks"], callbacks=receiver.routes)
 def create_webhook(body: WebhookCreate, session: SessionDep, principal: Admin) -> WebhookPublic:
     """Register an endpoint. Every delivery is signed with `secret` (see the README); the secret
     is not shown again."""

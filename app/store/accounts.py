@@ -1,0 +1,201 @@
+"""API keys and organizer accounts: hashes only, sign-in with lockout."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+from collections.abc import Sequence
+
+from sqlalchemy import func, select, update
+from sqlmodel import Session, col
+
+from app import auth
+from app.errors import Conflict, Invalid, NotFound, Unauthorized
+from app.models import (
+    ApiKey,
+    User,
+    utcnow,
+)
+from app.store.base import API_KEY_PREFIX, API_SCOPES, audit
+from app.store.units import _category_keys
+
+
+def _key_hash(key: str) -> str:
+    # The key is 256 random bits, so a plain SHA-256 cannot be reversed by guessing.
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def create_api_key(*, session: Session, name: str, scopes: str = "admin", actor: str = "system:cli") -> str:
+    name, scopes = name.strip(), " ".join(scopes.split())
+    if not name:
+        raise Invalid("unit_field", field="名称 (name)")
+    if not scopes or any(scope not in API_SCOPES for scope in scopes.split()):
+        raise Invalid("api_key_scope", scopes=scopes)
+    key = API_KEY_PREFIX + secrets.token_urlsafe(32)
+    session.add(ApiKey(name=name, key_hash=_key_hash(key), scopes=scopes))
+    audit(session=session, actor=actor, action="api_key.create", detail={"name": name, "scopes": scopes})
+    session.commit()
+    return key
+
+
+def authenticate_api_key(*, session: Session, key: str) -> ApiKey | None:
+    row = session.scalars(select(ApiKey).where(col(ApiKey.key_hash) == _key_hash(key))).first()
+    if row is None or row.revoked:
+        return None
+    return row
+
+
+def touch_api_key(*, session: Session, key_id: int) -> None:
+    """Note the day a key was used (a day, not a time: enough to spot a key nobody uses)."""
+    session.execute(update(ApiKey).where(col(ApiKey.id) == key_id).values(last_used_on=dt.date.today()))
+    session.commit()
+
+
+def count_api_keys(*, session: Session) -> int:
+    return int(session.execute(select(func.count()).select_from(ApiKey)).scalar_one())
+
+
+def list_api_keys(*, session: Session) -> list[ApiKey]:
+    return list(session.scalars(select(ApiKey).order_by(col(ApiKey.id))))
+
+
+def revoke_api_key(*, session: Session, actor: str, key_id: int) -> ApiKey:
+    key = session.get(ApiKey, key_id)
+    if key is None:
+        raise NotFound("not_found")
+    key.revoked = True
+    session.add(key)
+    audit(session=session, actor=actor, action="api_key.revoke", detail={"name": key.name})
+    session.commit()
+    return key
+
+
+# ---- organizer accounts -----------------------------------------------------------------------
+
+
+def _check_account(session: Session, role: str, categories: Sequence[str]) -> str:
+    if role not in auth.USER_ROLES:
+        raise Invalid("account_role", role=role)
+    known = set(_category_keys(session))
+    unknown = [c for c in categories if c not in known]
+    if unknown:
+        raise Invalid("unit_unknown_category", category=",".join(unknown), allowed="/".join(sorted(known)))
+    return " ".join(sorted(set(categories)))
+
+
+def create_user(
+    *,
+    session: Session,
+    actor: str,
+    username: str,
+    display_name: str,
+    password: str,
+    role: str,
+    categories: Sequence[str] = (),
+) -> User:
+    username = username.strip()
+    if not username or not display_name.strip():
+        raise Invalid("unit_field", field="用户名和姓名 (username and name)")
+    problem = auth.password_problem(password, username)
+    if problem:
+        raise Invalid("account_password", error=problem)
+    cats = _check_account(session, role, categories)
+    if session.scalars(select(User).where(col(User.username) == username)).first() is not None:
+        raise Conflict("account_taken", username=username)
+    user = User(
+        username=username,
+        display_name=display_name.strip(),
+        password_hash=auth.hash_password(password),
+        role=role,
+        categories=cats,
+    )
+    session.add(user)
+    audit(session=session, actor=actor, action="account.create", detail={"username": username, "role": role})
+    session.commit()
+    return user
+
+
+def update_user(
+    *, session: Session, actor: str, user_id: int, role: str, categories: Sequence[str], active: bool
+) -> User:
+    user = get_user(session=session, user_id=user_id)
+    user.categories = _check_account(session, role, categories)
+    user.role = role
+    user.active = active
+    session.add(user)
+    audit(
+        session=session,
+        actor=actor,
+        action="account.update",
+        detail={"username": user.username, "role": role, "categories": user.categories, "active": active},
+    )
+    session.commit()
+    return user
+
+
+def get_user(*, session: Session, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound("not_found")
+    return user
+
+
+def find_active_user(*, session: Session, user_id: int) -> User | None:
+    user = session.get(User, user_id)
+    return user if user is not None and user.active else None
+
+
+def list_users(*, session: Session) -> list[User]:
+    return list(session.scalars(select(User).order_by(col(User.username))))
+
+
+def count_users(*, session: Session) -> int:
+    return int(session.execute(select(func.count()).select_from(User)).scalar_one())
+
+
+def sign_in(*, session: Session, username: str, password: str, now: dt.datetime | None = None) -> User:
+    """The user, or SignInFailed; repeated failures lock the account for a while."""
+    now = now or utcnow()
+    user = session.scalars(select(User).where(col(User.username) == username.strip())).first()
+    if user is None or not user.active:
+        auth.verify_password(_DUMMY_HASH, password)  # same work either way: no user enumeration by timing
+        raise Unauthorized("sign_in_failed")
+    locked_until = _aware(user.locked_until)
+    if auth.is_locked(locked_until, now):
+        raise Unauthorized("sign_in_locked", minutes=int((locked_until - now).total_seconds() // 60) + 1)  # type: ignore[operator]
+    if not auth.verify_password(user.password_hash, password):
+        user.failed_logins, user.locked_until = auth.after_failure(user.failed_logins, now)
+        session.add(user)
+        audit(session=session, actor=f"user:{user.username}", action="account.sign_in_failed")
+        session.commit()
+        raise Unauthorized("sign_in_failed")
+    user.failed_logins, user.locked_until = 0, None
+    session.add(user)
+    audit(session=session, actor=f"user:{user.username}", action="account.sign_in")
+    session.commit()
+    return user
+
+
+def change_password(*, session: Session, user_id: int, current: str, new: str) -> User:
+    user = get_user(session=session, user_id=user_id)
+    if not auth.verify_password(user.password_hash, current):
+        raise Invalid("account_password", error="当前密码不正确")
+    problem = auth.password_problem(new, user.username)
+    if problem:
+        raise Invalid("account_password", error=problem)
+    user.password_hash = auth.hash_password(new)
+    session.add(user)
+    audit(session=session, actor=f"user:{user.username}", action="account.password")
+    session.commit()
+    return user
+
+
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    # SQLite hands datetimes back without a zone; they were written in UTC.
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value
+
+
+_DUMMY_HASH = auth.hash_password("not-a-real-password-only-equalizes-timing")
