@@ -9,8 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict
-from pydantic import Field as PydanticField
+from pydantic import BaseModel, ConfigDict, Field as PydanticField
 
 from app.models import ApiModel, Figure, FiguresPublic, GroupFigure, GroupPublic, ItemFigure
 

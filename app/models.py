@@ -9,8 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
-from pydantic import Field as PydanticField
+from pydantic import BaseModel, ConfigDict, Field as PydanticField
 from sqlalchemy import Column, ForeignKeyConstraint, Index, Text
 from sqlmodel import Field, SQLModel
 
@@ -115,6 +114,8 @@ class Tally(SQLModel, table=True):
     ballot_count: int = 0
     published_count: int = 0
     published: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # The running sums of app.tally.MeetingTally as JSON: publishing costs the same at any size.
+    state: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class Result(SQLModel, table=True):

@@ -88,15 +88,22 @@ class MeetingTally:
             {
                 "groups": [
                     {
-                        "key": key, "ballots": g.ballots, "flagged": g.flagged, "eligible": g.eligible,
-                        "total_sum": str(g.total_sum), "point_sums": {k: str(v) for k, v in g.point_sums.items()},
-                        "highest": [extreme(e) for e in g.highest], "lowest": [extreme(e) for e in g.lowest],
+                        "key": key,
+                        "ballots": g.ballots,
+                        "flagged": g.flagged,
+                        "eligible": g.eligible,
+                        "total_sum": str(g.total_sum),
+                        "point_sums": {k: str(v) for k, v in g.point_sums.items()},
+                        "highest": [extreme(e) for e in g.highest],
+                        "lowest": [extreme(e) for e in g.lowest],
                         "bands": g.bands,
                     }
                     for key, g in self.groups.items()
                 ]
             },
-            sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
         )
 
     @classmethod
@@ -107,10 +114,13 @@ class MeetingTally:
         tally = cls()
         for raw in json.loads(text)["groups"]:
             tally.groups[raw["key"]] = GroupTally(
-                ballots=raw["ballots"], flagged=raw["flagged"], eligible=raw["eligible"],
+                ballots=raw["ballots"],
+                flagged=raw["flagged"],
+                eligible=raw["eligible"],
                 total_sum=Decimal(raw["total_sum"]),
                 point_sums={k: Decimal(v) for k, v in raw["point_sums"].items()},
-                highest=[extreme(e) for e in raw["highest"]], lowest=[extreme(e) for e in raw["lowest"]],
+                highest=[extreme(e) for e in raw["highest"]],
+                lowest=[extreme(e) for e in raw["lowest"]],
                 bands=list(raw["bands"]),
             )
         return tally
@@ -140,18 +150,35 @@ class MeetingTally:
             ballots=ballots, flagged=flagged, excluded_flagged=ballots - eligible, groups=group_figures
         )
         if eligible == 0:
-            return Figures(counted=0, dropped=0, status="no_ballots", score=None, component=None,
-                           total_sum=Decimal(0), **base)
+            return Figures(
+                counted=0, dropped=0, status="no_ballots", score=None, component=None, total_sum=Decimal(0), **base
+            )
         weighted = [spec for spec in groups if spec.weight]
         if not weighted:
             kept = _trimmed(template, list(self.groups.values()), rules.trim)
-            return Figures(counted=kept.count, dropped=kept.dropped, status="ok", score=kept.mean,
-                           component=kept.mean * Fraction(rules.component_weight), total_sum=kept.total_sum,
-                           point_averages=kept.points, item_averages=kept.items(template), **base)
+            return Figures(
+                counted=kept.count,
+                dropped=kept.dropped,
+                status="ok",
+                score=kept.mean,
+                component=kept.mean * Fraction(rules.component_weight),
+                total_sum=kept.total_sum,
+                point_averages=kept.points,
+                item_averages=kept.items(template),
+                **base,
+            )
         short = [s.key for s in weighted if (self.groups.get(s.key) or GroupTally()).eligible < rules.k]
         if short:
-            return Figures(counted=0, dropped=0, status="insufficient", score=None, component=None,
-                           total_sum=Decimal(0), insufficient_groups=short, **base)
+            return Figures(
+                counted=0,
+                dropped=0,
+                status="insufficient",
+                score=None,
+                component=None,
+                total_sum=Decimal(0),
+                insufficient_groups=short,
+                **base,
+            )
         score = Fraction(0)
         points = {point.id: Fraction(0) for point in template.points}
         counted = dropped = 0
@@ -165,9 +192,17 @@ class MeetingTally:
             for key, value in kept.points.items():
                 points[key] += share * value
         items = {item.id: sum((points[p.id] for p in item.points), Fraction(0)) for item in template.items}
-        return Figures(counted=counted, dropped=dropped, status="ok", score=score,
-                       component=score * Fraction(rules.component_weight), total_sum=total_sum,
-                       point_averages=points, item_averages=items, **base)
+        return Figures(
+            counted=counted,
+            dropped=dropped,
+            status="ok",
+            score=score,
+            component=score * Fraction(rules.component_weight),
+            total_sum=total_sum,
+            point_averages=points,
+            item_averages=items,
+            **base,
+        )
 
 
 @dataclass(frozen=True)
@@ -186,8 +221,10 @@ def _trimmed(template: BallotTemplate, tallies: Sequence[GroupTally], trim: int)
     """The trimmed mean of the ballots these tallies hold together, as ``scoring.trimmed`` takes it."""
     n = sum(t.eligible for t in tallies)
     total = sum((t.total_sum for t in tallies), Decimal(0))
-    sums = {point.id: sum((t.point_sums.get(point.id, Decimal(0)) for t in tallies), Decimal(0))
-            for point in template.points}
+    sums = {
+        point.id: sum((t.point_sums.get(point.id, Decimal(0)) for t in tallies), Decimal(0))
+        for point in template.points
+    }
     dropped: list[Extreme] = []
     if trim > 0 and n > max(TRIM_MIN_BALLOTS, 2 * trim):
         highest = sorted((e for t in tallies for e in t.highest), key=lambda e: e.key, reverse=True)[:trim]
@@ -198,5 +235,10 @@ def _trimmed(template: BallotTemplate, tallies: Sequence[GroupTally], trim: int)
         for point, score in extreme.points.items():
             sums[point] -= score
     count = n - len(dropped)
-    return _Kept(count=count, dropped=len(dropped), total_sum=total, mean=Fraction(total) / count,
-                 points={point: Fraction(value) / count for point, value in sums.items()})
+    return _Kept(
+        count=count,
+        dropped=len(dropped),
+        total_sum=total,
+        mean=Fraction(total) / count,
+        points={point: Fraction(value) / count for point, value in sums.items()},
+    )

@@ -10,8 +10,7 @@ from itertools import pairwise
 from typing import Any
 
 import pytest
-from hypothesis import assume, given, settings
-from hypothesis import strategies as st
+from hypothesis import assume, given, settings, strategies as st
 
 from app.errors import Invalid
 from app.templates import BallotTemplate, default_template, parse_answers, parse_template, point_scores

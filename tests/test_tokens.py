@@ -7,8 +7,7 @@ import hmac
 import re
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from app.tokens import (
     ALPHABET,

@@ -1,7 +1,7 @@
 """The live dashboard, the projector view, and the push that keeps them current.
 
 Turnout moves with every ballot; the figures are the tally's published ones, which move only
-every K ballots and at close (see store._advance_tally). A plain reload renders the same state the
+every K ballots and at close (see store.advance_tally). A plain reload renders the same state the
 push would: the page and its refreshed fragment come from the same function.
 """
 

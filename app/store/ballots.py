@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlmodel import col
 
 from app import tokens as tokens_mod
@@ -18,9 +18,10 @@ from app.models import (
     Meeting,
     Tally,
 )
-from app.scoring import canonical_json, score_ballot
+from app.scoring import ScoredBallot, canonical_json, score_ballot
 from app.store.ballot_templates import get_template
-from app.store.meetings import _STATE_ZH, figures_for, meeting_ballots
+from app.store.meetings import _STATE_ZH, group_specs, meeting_ballots, public_figures, rules_of
+from app.tally import MeetingTally
 from app.templates import BallotTemplate, parse_answers
 
 
@@ -42,7 +43,29 @@ class Outcome:
 class _MeetingInfo:
     meeting: Any  # the meeting's row, read under a share lock for the batch
     template: BallotTemplate
-    added: int = 0
+    stored: list[ScoredBallot] = field(default_factory=list)
+
+
+# Built once: constructing a statement costs more than running it, on the path every ballot takes.
+_TOKENS = select(BallotToken.__table__).where(col(BallotToken.hash).in_(bindparam("hashes", expanding=True)))  # type: ignore[attr-defined]
+_MEETING = (
+    select(Meeting.__table__)  # type: ignore[attr-defined]
+    .where(col(Meeting.id) == bindparam("meeting_id"))
+    .with_for_update(read=True)
+)
+_SPEND = (
+    update(BallotToken)
+    .where(col(BallotToken.hash) == bindparam("token_hash"), col(BallotToken.used).is_(False))
+    .values(used=True, fingerprint=bindparam("new_fingerprint"))
+)
+_FINGERPRINT = select(col(BallotToken.fingerprint)).where(col(BallotToken.hash) == bindparam("token_hash"))
+_STORE = insert(Ballot)
+_TALLY = (
+    select(col(Tally.ballot_count), col(Tally.published_count), col(Tally.state))
+    .where(col(Tally.meeting_id) == bindparam("meeting_id"))
+    .with_for_update()
+)
+_ADVANCE = update(Tally).where(col(Tally.meeting_id) == bindparam("tally_meeting"))
 
 
 def submit_batch(*, conn: Connection, submissions: Sequence[Submission], k: int) -> list[Outcome]:
@@ -50,18 +73,15 @@ def submit_batch(*, conn: Connection, submissions: Sequence[Submission], k: int)
 
     Each token is spent by a conditional UPDATE (used = false -> true): under any concurrency
     exactly one ballot is stored per token. Tokens are handled in hash order, so two workers'
-    batches lock rows in the same order and cannot deadlock.
+    batches lock rows in the same order and cannot deadlock. The ballots go in as one multi-row
+    insert, in that order too: nothing in the box follows the order of arrival.
     """
     hashes = {index: tokens_mod.token_hash(sub.code) for index, sub in enumerate(submissions)}
-    rows = {
-        row.hash: row
-        for row in conn.execute(
-            select(BallotToken.__table__).where(col(BallotToken.hash).in_(set(hashes.values())))  # type: ignore[attr-defined]
-        ).all()
-    }
+    rows = {row.hash: row for row in conn.execute(_TOKENS, {"hashes": sorted(set(hashes.values()))}).all()}
     meetings: dict[int, _MeetingInfo] = {}
     spent_now: dict[str, str] = {}  # hash -> fingerprint, for a duplicate within this batch
     outcomes: dict[int, Outcome] = {}
+    box: list[dict[str, Any]] = []
     for index in sorted(hashes, key=lambda i: hashes[i]):
         sub, token_hash = submissions[index], hashes[index]
         token = rows.get(token_hash)
@@ -73,15 +93,15 @@ def submit_batch(*, conn: Connection, submissions: Sequence[Submission], k: int)
             continue
         info = meetings.get(token.meeting_id)
         if info is None:
-            meeting = conn.execute(
-                select(Meeting.__table__).where(Meeting.__table__.c.id == token.meeting_id).with_for_update(read=True)  # type: ignore[attr-defined]
-            ).one()
+            meeting = conn.execute(_MEETING, {"meeting_id": token.meeting_id}).one()
             template = get_template(session=conn, template_id=meeting.template_id, version=meeting.template_version)
             info = meetings[token.meeting_id] = _MeetingInfo(meeting, template)
-        outcomes[index] = _spend_one(conn, sub, token_hash, token, info, spent_now)
+        outcomes[index] = _spend_one(conn, sub, token_hash, token, info, spent_now, box)
+    if box:
+        conn.execute(_STORE, box)
     for meeting_id in sorted(meetings):
-        if meetings[meeting_id].added:
-            _advance_tally(conn, meetings[meeting_id], k=k)
+        if meetings[meeting_id].stored:
+            advance_tally(conn, meetings[meeting_id], k=k)
     return [outcomes[index] for index in range(len(submissions))]
 
 
@@ -92,6 +112,7 @@ def _spend_one(
     token: Any,
     info: _MeetingInfo,
     spent_now: dict[str, str],
+    box: list[dict[str, Any]],
 ) -> Outcome:
     try:
         answers = parse_answers(info.template, sub.answers)
@@ -111,49 +132,52 @@ def _spend_one(
         return Outcome(error=Conflict("token_spent_different"))
     if info.meeting.state != "open":
         return Outcome(error=Conflict("meeting_not_open", state=_STATE_ZH.get(info.meeting.state, info.meeting.state)))
-    spent = conn.execute(
-        update(BallotToken)
-        .where(col(BallotToken.hash) == token_hash, col(BallotToken.used).is_(False))
-        .values(used=True, fingerprint=fingerprint)
-    )
+    spent = conn.execute(_SPEND, {"token_hash": token_hash, "new_fingerprint": fingerprint})
     if spent.rowcount != 1:
         # Another worker spent it between our read and our update.
-        theirs = conn.execute(select(col(BallotToken.fingerprint)).where(col(BallotToken.hash) == token_hash)).scalar()
+        theirs = conn.execute(_FINGERPRINT, {"token_hash": token_hash}).scalar()
         if theirs is None or theirs == fingerprint:
             return Outcome(status="already_counted")
         return Outcome(error=Conflict("token_spent_different"))
     scored = score_ballot(info.template, answers, token.group_key)
-    conn.execute(
-        insert(Ballot).values(
-            id=secrets.token_hex(16),
-            meeting_id=info.meeting.id,
-            group_key=token.group_key,
-            answers=canonical_json(answers),
-            total=format(scored.total, "f"),
-            flagged=scored.flagged,
-            comment=comment,
-        )
+    box.append(
+        {
+            "id": secrets.token_hex(16),
+            "meeting_id": info.meeting.id,
+            "group_key": token.group_key,
+            "answers": canonical_json(answers),
+            "total": format(scored.total, "f"),
+            "flagged": scored.flagged,
+            "comment": comment,
+        }
     )
     spent_now[token_hash] = fingerprint
-    info.added += 1
+    info.stored.append(scored)
     return Outcome(status="counted", meeting_id=info.meeting.id)
 
 
-def _advance_tally(conn: Connection, info: _MeetingInfo, *, k: int) -> None:
-    """Count the new ballots; republish the figures once K more ballots have come in."""
-    meeting_id = info.meeting.id
-    count, published_count = conn.execute(
-        update(Tally)
-        .where(col(Tally.meeting_id) == meeting_id)
-        .values(ballot_count=Tally.ballot_count + info.added)
-        .returning(col(Tally.ballot_count), col(Tally.published_count))
-    ).one()
-    if count - published_count < k:
-        return
-    ballots = meeting_ballots(conn=conn, meeting_id=meeting_id)
-    figures = figures_for(template=info.template, meeting=info.meeting, ballots=ballots, k=k)
-    conn.execute(
-        update(Tally)
-        .where(col(Tally.meeting_id) == meeting_id)
-        .values(published_count=len(ballots), published=figures.model_dump_json())
-    )
+def advance_tally(conn: Connection, info: _MeetingInfo, *, k: int) -> None:
+    """Add the batch's ballots to the running tally; republish once K more have come in.
+
+    The running tally costs the same per ballot at any meeting size (see app.tally). A meeting
+    whose tally was never kept (made before it existed) is rebuilt once from its ballots.
+    """
+    meeting = info.meeting
+    count, published_count, state = conn.execute(_TALLY, {"meeting_id": meeting.id}).one()
+    rules = rules_of(meeting, k=k)
+    if state is None:
+        tally = MeetingTally()
+        for ballot in meeting_ballots(conn=conn, meeting_id=meeting.id):  # the new ones included
+            tally.add(score_ballot(info.template, ballot.answers, ballot.group), rules)
+    else:
+        tally = MeetingTally.from_json(state)
+        for scored in info.stored:
+            tally.add(scored, rules)
+    count += len(info.stored)
+    values: dict[str, Any] = {"ballot_count": count, "state": tally.to_json()}
+    if count - published_count >= k:
+        groups = group_specs(meeting)
+        figures = tally.figures(info.template, groups, rules)
+        values["published_count"] = count
+        values["published"] = public_figures(info.template, meeting, figures, tally.distribution()).model_dump_json()
+    conn.execute(_ADVANCE.values(**values), {"tally_meeting": meeting.id})

@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import Connection, func, select, update
 from sqlmodel import Session, col
@@ -35,7 +35,7 @@ from app.models import (
     WebhookEndpoint,
     utcnow,
 )
-from app.scoring import GroupSpec, Rules, ScoredBallot, canonical_json, compute, score_ballot
+from app.scoring import Figures, GroupSpec, Rules, ScoredBallot, canonical_json, compute, score_ballot
 from app.store.ballot_templates import get_template
 from app.store.base import DEFAULT_GROUPS, audit
 from app.store.units import create_unit, find_unit
@@ -213,12 +213,16 @@ def ballot_set_digest(ballots: Iterable[StoredBallot]) -> str:
 def figures_for(
     *, template: BallotTemplate, meeting: Meeting, ballots: Sequence[StoredBallot], k: int
 ) -> FiguresPublic:
+    """A meeting's figures recounted from all its ballots: at close, for verify and recount."""
     scored: list[ScoredBallot] = [score_ballot(template, b.answers, b.group) for b in ballots]
-    groups = group_specs(meeting)
-    figures = compute(template, scored, groups, rules_of(meeting, k=k))
-    public = figures_public(template, figures, groups, Decimal(meeting.component_weight))
+    figures = compute(template, scored, group_specs(meeting), rules_of(meeting, k=k))
+    return public_figures(template, meeting, figures, scoring.distribution([ballot.total for ballot in scored]))
+
+
+def public_figures(template: BallotTemplate, meeting: Any, figures: Figures, counts: Sequence[int]) -> FiguresPublic:
+    """The one rendering of figures, whether recounted (close) or kept running (the live tally)."""
+    public = figures_public(template, figures, group_specs(meeting), Decimal(meeting.component_weight))
     edges = scoring.DISTRIBUTION_EDGES
-    counts = scoring.distribution([ballot.total for ballot in scored])
     public.distribution = [
         DistributionBin(
             label=f"{edges[i]}–{edges[i + 1]}",

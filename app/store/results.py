@@ -24,8 +24,7 @@ from app.models import (
     WebhookEndpoint,
     utcnow,
 )
-from app.overview import UnitYears
-from app.overview import window as review_window
+from app.overview import UnitYears, window as review_window
 from app.store.ballot_templates import get_template
 from app.store.base import audit
 from app.store.meetings import StoredBallot, get_meeting, latest_result, meeting_ballots, unit_of
