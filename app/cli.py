@@ -47,6 +47,9 @@ def prepare(settings: Settings) -> tuple[str | None, int | None]:
         database.dispose()
 
 
+KEEP_ALIVE_SECONDS = 75
+
+
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -80,6 +83,9 @@ def serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         access_log=False,
         timeout_graceful_shutdown=5,
+        # Phones on a weak meeting-room signal reuse their connection across the ~2 minutes of
+        # scoring; uvicorn's 5 s default closes it under them and a submit can hit the closed socket.
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
     return 0
 

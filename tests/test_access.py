@@ -89,6 +89,7 @@ TABLE: list[tuple[str, str, str, dict[str, Any] | None, dict[str, int]]] = [
     ("GET", "/ballot-templates", "/ballot-templates", None, page(READERS, 200)),
     ("GET", "/ballot-templates/{template_id}", "/ballot-templates/default", None, page(READERS, 200)),
     ("GET", "/account/password", "/account/password", None, page(READERS, 200)),
+    ("GET", "/overview", "/overview", None, page(READERS, 200)),
     ("GET", "/meetings/{meeting_id}/live", "/meetings/1/live", None, page(READERS, 200, category=True)),
     ("GET", "/meetings/{meeting_id}/live/fragment", "/meetings/1/live/fragment", None, page(READERS, 200, category=True)),
     ("GET", "/meetings/{meeting_id}/projector", "/meetings/1/projector", None, page(READERS, 200, category=True)),

@@ -210,3 +210,20 @@ def test_secrets_never_in_logs_or_database_in_clear(
         assert secret not in dump
         assert secret not in caplog.text
     assert "$argon2id$" in dump  # the password is there only as an argon2 hash
+
+
+def test_year_overview_marks_units_without_review(client: TestClient, auth: dict[str, str], database: Database) -> None:
+    from tests.conftest import mint, open_meeting
+
+    make_user(database, "li", role="viewer", categories=("party_gov",))
+    reviewed = open_meeting(client, auth, unit_code="JL001", year=2026)
+    for code in mint(client, auth, reviewed["id"], 5):
+        client.post("/api/v1/ballots", json={"token": code, "answers": {f"p{i:02d}": "B" for i in range(1, 20)}})
+    client.post(f"/api/v1/meetings/{reviewed['id']}/close", headers=auth)
+    client.post("/api/v1/units", json={"code": "JL002", "name": "乙单位", "category": "party_gov"}, headers=auth)
+    client.post("/api/v1/units", json={"code": "C001", "name": "中直丙", "category": "central"}, headers=auth)
+    sign_in(client, "li")
+    page = client.get("/overview?year=2026").text
+    assert "连续三年未开展现场测评的单位（1 个）" in page
+    assert "JL002 乙单位" in page and "中直丙" not in page
+    assert '<a href="/meetings/1/report">80.00</a>' in page

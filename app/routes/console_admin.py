@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Annotated
 
@@ -11,6 +12,7 @@ from fastapi.responses import HTMLResponse, Response
 from app import store
 from app.auth import USER_ROLES
 from app.errors import DomainError, Invalid
+from app.overview import build_overview
 from app.routes.access import Admin, Reader
 from app.routes.console import field_errors, flash, redirect, render
 from app.routes.deps import SessionDep
@@ -167,3 +169,21 @@ def audit_page(
     return render(request, "organizer/audit.html", principal, events=events,
                   actors=store.audit_actors(session=session), meetings=store.list_meetings(session=session),
                   meeting=meeting_id, actor=actor)
+
+
+# ---- year overview ----------------------------------------------------------------------------
+
+
+@router.get("/overview")
+def overview_page(
+    request: Request, session: SessionDep, principal: Reader, year: int | None = None, category: str = ""
+) -> HTMLResponse:
+    """Each unit's on-site reviews over three years; units without one in three years stand out."""
+    year = year or dt.date.today().year
+    visible = [c for c in store.categories(session=session) if principal.sees(c.key)]
+    chosen = category if category in {c.key for c in visible} else None
+    page = build_overview(year=year, category=chosen,
+                          units=store.overview_units(session=session, year=year, category=chosen))
+    rows = [unit for unit in page.units if principal.sees(unit.category)]
+    return render(request, "organizer/overview.html", principal, page=page, rows=rows, categories=visible,
+                  year=year, category=chosen or "", overdue=[u for u in rows if u.overdue])
