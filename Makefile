@@ -27,6 +27,7 @@ test: lint unit
 # Not part of `make test`: minutes long, and its figures mean something only on a quiet machine.
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.push_latency
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
