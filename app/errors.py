@@ -147,6 +147,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "api_key_scope": ("API 密钥权限 {scopes} 无效，可选：admin、export", "Scopes {scopes} must be admin and/or export"),
     # requests
     "request_invalid": ("请求内容有误：{error}", "The request is wrong: {error}"),
+    "too_many_guesses": (
+        "输入错误的测评码次数过多，请 {seconds} 秒后再试",
+        "Too many wrong ballot codes from here; try again in {seconds} seconds",
+    ),
     "request_too_large": (
         "请求内容过大（上限 {limit} 字节）",
         "The request body is too large (limit {limit} bytes)",
@@ -243,6 +247,10 @@ class Unauthorized(DomainError):
 
 class Forbidden(DomainError):
     status = 403
+
+
+class TooManyGuesses(DomainError):
+    status = 429
 
 
 class TooLarge(DomainError):

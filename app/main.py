@@ -9,14 +9,17 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
+from fastapi.telemetry import TelemetryConfig
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.db import Database, create_database
 from app.errors import DomainError, Problem
+from app.guard import GuessGuard
 from app.live import Hub
 from app.routes import (
     api,
@@ -43,6 +46,9 @@ from app.writer import BallotWriter
 log = logging.getLogger("onsite_ballot")
 
 
+NO_TELEMETRY: TelemetryConfig = {
+    "tracing": False, "metrics": False, "logs": False, "operation_spans": False, "auto_configure": False,
+}
 # A signed-in organizer stays signed in for a working day, not longer.
 SESSION_SECONDS = 8 * 3600
 SESSION_COOKIE = "ob_session"
@@ -112,14 +118,13 @@ class SessionsExceptPhones:
 def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     db = database or create_database(settings.resolved_database_url)
 
+    hub = Hub(db)
+    writer = BallotWriter(db, k=settings.k_anonymity, hub=hub)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        hub = Hub(db)
         await hub.start()
-        app.state.hub = hub
-        writer = BallotWriter(db, k=settings.k_anonymity, hub=hub)
         writer.start()
-        app.state.writer = writer
         webhooks = WebhookWorker(db, settings)
         if settings.webhook_worker:
             webhooks.start()
@@ -141,9 +146,15 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
         openapi_url="/api/v1/openapi.json",
         docs_url=None,  # served below from our own files: FastAPI's default loads from a CDN
         redoc_url=None,
+        # No OpenTelemetry: spans would carry ballot URLs and request bodies, and the environment
+        # (FASTAPI_OTEL_AUTO_CONFIGURE) could send them to another host. Nothing leaves this server.
+        telemetry=NO_TELEMETRY,
     )
     app.state.settings = settings
     app.state.db = db
+    app.state.hub = hub
+    app.state.writer = writer
+    app.state.guard = GuessGuard()
 
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError) -> Response:
@@ -168,8 +179,19 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
         if wants_page(request):
             error = DomainError(code, **problem.params)
             error.status = exc.status_code
-            return message_page(request, error)
-        return error_response(request, problem, exc.status_code)
+            response: Response = message_page(request, error)
+        else:
+            response = error_response(request, problem, exc.status_code)
+        # Keep what the protocol asks for, such as the Allow header of a 405.
+        for name, value in (exc.headers or {}).items():
+            response.headers[name] = value
+        return response
+
+    @app.exception_handler(OverflowError)
+    async def _overflow(request: Request, exc: OverflowError) -> Response:
+        # A number too large for the database's integers (an id or a year typed wrong, or a fuzzer).
+        problem = Problem("request_invalid", {"error": "数值超出范围 (a number is out of range)"})
+        return error_response(request, problem, 422)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
@@ -186,6 +208,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
             return message_page(request, error)
         return error_response(request, Problem("internal"), 500)
 
+    app.openapi = lambda: documented_errors(app)  # type: ignore[method-assign]
     app.include_router(api.router)
     app.include_router(cards.router)
     app.include_router(ballot.router)
@@ -209,6 +232,34 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
         https_only=settings.base_url.startswith("https://"),
     )
     return app
+
+
+API_ERRORS = {
+    400: "the body cannot be read", 401: "no valid API key or session", 403: "not allowed for this role",
+    404: "not found", 409: "not in a state that allows it", 413: "the body is too large",
+    422: "the input breaks a rule, named in the answer", 429: "too many wrong ballot codes from here",
+}
+
+
+def documented_errors(app: FastAPI) -> dict[str, Any]:
+    """The OpenAPI document, with every 422 described as what it is: our ErrorBody, not FastAPI's list."""
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
+        error_body = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+        for url, path in schema.get("paths", {}).items():
+            for operation in path.values():
+                answers = operation.setdefault("responses", {})
+                if "422" in answers:
+                    answers["422"]["content"] = error_body
+                # Any API call may meet these answers of the error handlers (app.errors): say so.
+                for status, description in API_ERRORS.items():
+                    if url.startswith("/api/") and str(status) not in answers:
+                        answers[str(status)] = {"description": description, "content": error_body}
+        components = schema.get("components", {}).get("schemas", {})
+        for name in ("HTTPValidationError", "ValidationError"):
+            components.pop(name, None)
+        app.openapi_schema = schema
+    return app.openapi_schema
 
 
 def wants_page(request: Request) -> bool:

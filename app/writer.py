@@ -33,6 +33,7 @@ class BallotWriter:
         self._database = database
         self._k = k
         self._hub = hub
+        self._stopped = False
         self._queue: asyncio.Queue[tuple[store.Submission, asyncio.Future[store.Outcome]]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
 
@@ -40,6 +41,7 @@ class BallotWriter:
         self._task = asyncio.create_task(self._run(), name="ballot-writer")
 
     async def stop(self) -> None:
+        self._stopped = True
         if self._task is not None:
             self._task.cancel()
             with suppress(asyncio.CancelledError):
@@ -47,6 +49,9 @@ class BallotWriter:
             self._task = None
 
     async def submit(self, submission: store.Submission) -> store.Outcome:
+        if self._task is None and not self._stopped:
+            # A server without a lifespan (some test transports): start on the first ballot.
+            self.start()
         if self._task is None or self._task.done():
             raise WriterUnavailable("the ballot writer is not running")
         future: asyncio.Future[store.Outcome] = asyncio.get_running_loop().create_future()

@@ -34,7 +34,7 @@ from app.models import (
     UnitUpdate,
 )
 from app.routes.access import Admin, Reader, Staff, ensure_manages, ensure_sees
-from app.routes.deps import SessionDep, SettingsDep, WriterDep, language, notify_changed
+from app.routes.deps import SessionDep, SettingsDep, WriterDep, guard_guesses, language, notify_changed, wrong_code
 from app.settings import Settings
 from app.templates import BallotTemplate, parse_template
 from app.tokens import normalize, printable
@@ -295,7 +295,8 @@ ALREADY = {
     "/ballots",
     status_code=201,
     tags=["ballots"],
-    responses={200: {"model": BallotReceipt, "description": "already counted (a retry)"}},
+    responses={200: {"model": BallotReceipt, "description": "already counted (a retry)"}, 429: {"model": ErrorBody}},
+    dependencies=[Depends(guard_guesses)],
 )
 async def submit_ballot(body: BallotSubmit, request: Request, response: Response, writer: WriterDep) -> BallotReceipt:
     """Cast a ballot with a single-use code. No API key: the code is the right to vote.
@@ -305,9 +306,12 @@ async def submit_ballot(body: BallotSubmit, request: Request, response: Response
     """
     code = normalize(body.token)
     if code is None:
+        wrong_code(request)
         raise NotFound("token_unknown")
     outcome = await writer.submit(store.Submission(code=code, answers=body.answers, comment=body.comment))
     if outcome.error is not None:
+        if outcome.error.problem.code == "token_unknown":
+            wrong_code(request)
         raise outcome.error
     lang = language(request)
     if outcome.status == "already_counted":

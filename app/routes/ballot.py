@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
@@ -26,12 +26,14 @@ from app import store
 from app.db import Database
 from app.errors import DomainError, Invalid, Problem
 from app.i18n import Lang
+from app.routes.deps import guard_guesses, wrong_code
 from app.routes.pages import PAGE_HEADERS, Page, PageDep, meeting_of_screen_key, plain
 from app.templates import BallotTemplate
 from app.tokens import normalize
 from app.writer import WriteFailed, WriterUnavailable
 
-router = APIRouter(include_in_schema=False)
+# Every phone route looks a code up: an address that has been guessing is slowed (app.guard).
+router = APIRouter(include_in_schema=False, dependencies=[Depends(guard_guesses)])
 
 # As BallotSubmit.comment allows on the JSON path.
 COMMENT_MAX_CHARS = 2000
@@ -64,6 +66,7 @@ def redirect(url: str, status: int = 303) -> RedirectResponse:
 
 
 def unknown_code(page: Page, status: int = 404) -> Response:
+    wrong_code(page.request)
     return page.message("unknown_title", "unknown_body", status, link=(page.url("/c"), page.t("type_code")))
 
 

@@ -63,7 +63,8 @@ def render(
             "mode_names": MODE_NAMES,
             "action_names": ACTION_NAMES,
             "nav": [(href, label) for href, label, roles in NAV if principal and principal.role in roles],
-            "csrf": csrf_token(request),
+            # Phone paths carry no session (see main.SessionsExceptPhones): no form of theirs needs one.
+            "csrf": csrf_token(request) if "session" in request.scope else "",
             "flashes": flashes,
             "errors": context.pop("errors", {}),
             "form": context.pop("form", {}),

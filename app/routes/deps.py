@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
 from sqlmodel import Session
 
-from app.errors import Problem
+from app.errors import Problem, TooManyGuesses
 from app.settings import Settings
 from app.writer import BallotWriter
 
@@ -55,6 +55,25 @@ def notify_changed(request: Request, meeting_id: int) -> None:
     hub = getattr(request.app.state, "hub", None)
     if hub is not None:
         hub.changed([meeting_id])
+
+
+def client_address(request: Request) -> str | None:
+    # Only for the guess guard's in-memory buckets; never stored, never logged.
+    return request.client.host if request.client else None
+
+
+async def guard_guesses(request: Request) -> None:
+    """429 for an address that has been guessing codes; see app.guard."""
+    guard = getattr(request.app.state, "guard", None)
+    address = client_address(request)
+    if guard is not None and not guard.allowed(address):
+        raise TooManyGuesses("too_many_guesses", seconds=guard.retry_after(address))
+
+
+def wrong_code(request: Request) -> None:
+    guard = getattr(request.app.state, "guard", None)
+    if guard is not None:
+        guard.wrong(client_address(request))
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
