@@ -38,6 +38,24 @@ def two_servers(tmp_path: Path) -> Iterator[tuple[str, str, str, str]]:
         yield bases[0], bases[1], key, url
 
 
+def send_twice(code: str, first: str, second: str) -> tuple[int, int]:
+    """The same ballot to both processes at the same moment; their two statuses."""
+    start = threading.Barrier(2)
+    statuses: dict[str, int] = {}
+
+    def send(base: str) -> None:
+        with httpx.Client(timeout=10) as client:
+            start.wait()
+            statuses[base] = client.post(f"{base}/api/v1/ballots", json={"token": code, "answers": ALL_A}).status_code
+
+    threads = [threading.Thread(target=send, args=(base,)) for base in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return statuses[first], statuses[second]
+
+
 def test_the_same_code_sent_to_two_processes_at_once_counts_once(two_servers: tuple[str, str, str, str]) -> None:
     first, second, key, url = two_servers
     api = Api(first, key)
@@ -47,22 +65,7 @@ def test_the_same_code_sent_to_two_processes_at_once_counts_once(two_servers: tu
         codes = api.mint(meeting_id, CODES)
     finally:
         api.http.close()
-    outcomes: list[tuple[int, int]] = []
-    with httpx.Client(timeout=10) as a, httpx.Client(timeout=10) as b:
-        for code in codes:
-            start = threading.Barrier(2)
-            statuses: dict[str, int] = {}
-
-            def send(name: str, client: httpx.Client, base: str, code: str = code) -> None:
-                start.wait()
-                statuses[name] = client.post(f"{base}/api/v1/ballots", json={"token": code, "answers": ALL_A}).status_code
-
-            threads = [threading.Thread(target=send, args=("a", a, first)), threading.Thread(target=send, args=("b", b, second))]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-            outcomes.append((statuses["a"], statuses["b"]))
+    outcomes = [send_twice(code, first, second) for code in codes]
     assert all(sorted(pair) == [200, 201] for pair in outcomes), outcomes
     engine = create_engine(url)
     with engine.connect() as conn:
