@@ -147,6 +147,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "api_key_scope": ("API 密钥权限 {scopes} 无效，可选：admin、export", "Scopes {scopes} must be admin and/or export"),
     # requests
     "request_invalid": ("请求内容有误：{error}", "The request is wrong: {error}"),
+    "request_too_slow": (
+        "请求内容在 {seconds} 秒内未传完，请检查网络后重试",
+        "The request body did not arrive within {seconds} seconds; check the connection and try again",
+    ),
     "too_many_guesses": (
         "输入错误的测评码次数过多，请 {seconds} 秒后再试",
         "Too many wrong ballot codes from here; try again in {seconds} seconds",

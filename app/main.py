@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -56,12 +57,16 @@ UPLOAD_LIMITS = {"/units/import": 3 * 1024 * 1024, "/api/v1/units/import": 3 * 1
 
 
 class BodyLimit:
-    """Refuse a request body over the limit, declared or streamed, before any handler reads it."""
+    """Refuse a request body over the limit, declared or streamed, before any handler reads it; and
+    one that trickles in slower than ``seconds`` (a slow-loris client holds a connection, not the app)."""
 
-    def __init__(self, app: ASGIApp, limit: int, overrides: dict[str, int] | None = None) -> None:
+    def __init__(
+        self, app: ASGIApp, limit: int, overrides: dict[str, int] | None = None, seconds: float = 15.0
+    ) -> None:
         self.app = app
         self.default = limit
         self.overrides = overrides or {}
+        self.seconds = seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -70,31 +75,48 @@ class BodyLimit:
         limit = self.overrides.get(scope["path"], self.default)
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await self._refuse(scope, receive, send, limit)
+            await self._refuse(scope, receive, send, Problem("request_too_large", {"limit": limit}), 413)
             return
         seen = 0
+        complete = False
+        refusal: tuple[Problem, int] | None = None
+        deadline = asyncio.get_running_loop().time() + self.seconds
 
         async def limited() -> Message:
-            nonlocal seen
-            message = await receive()
+            nonlocal seen, complete, refusal
+            if complete:  # after the body, receive() waits for a disconnect: no deadline there
+                return await receive()
+            remaining = deadline - asyncio.get_running_loop().time()
+            try:
+                message = await asyncio.wait_for(receive(), timeout=max(remaining, 0.001))
+            except TimeoutError:
+                refusal = (Problem("request_too_slow", {"seconds": int(self.seconds)}), 408)
+                raise _Refused from None
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
+                complete = not message.get("more_body", False)
                 if seen > limit:
-                    raise _TooLarge
+                    refusal = (Problem("request_too_large", {"limit": limit}), 413)
+                    raise _Refused
             return message
 
-        try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
-            await self._refuse(scope, receive, send, limit)
+        async def guarded(message: Message) -> None:
+            # The framework turns a failed body read into its own 400; the refusal below replaces it.
+            if refusal is None:
+                await send(message)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
-        request = Request(scope, receive)
-        response = error_response(request, Problem("request_too_large", {"limit": limit}), 413)
+        with suppress(_Refused):
+            await self.app(scope, limited, guarded)
+        if refusal is not None:
+            await self._refuse(scope, receive, send, *refusal)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, problem: Problem, status: int) -> None:
+        response = error_response(Request(scope, receive), problem, status)
+        response.headers["Connection"] = "close"
         await response(scope, receive, send)
 
 
-class _TooLarge(Exception):
+class _Refused(Exception):
     pass
 
 
@@ -222,7 +244,9 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     app.include_router(console_live.api_router)
     app.include_router(results.router)
     # Larger bodies only where files are uploaded; a ballot never needs more than the default.
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, overrides=UPLOAD_LIMITS)
+    app.add_middleware(
+        BodyLimit, limit=settings.max_body_bytes, overrides=UPLOAD_LIMITS, seconds=settings.max_body_seconds
+    )
     app.add_middleware(
         SessionsExceptPhones,
         secret_key=settings.secret(),

@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     port: int = 8000
     # The largest request body accepted; a 19-point ballot with a long comment is under 8 KiB.
     max_body_bytes: int = 64 * 1024
+    # How long a request body may take to arrive: a phone on a weak signal sends 8 KiB in well under
+    # this; a client trickling bytes to hold connections open does not.
+    max_body_seconds: float = 15.0
     # Webhooks: the first retry waits webhook_backoff_seconds, each next one twice as long up to
     # webhook_backoff_max_seconds; a delivery is retried for webhook_retry_hours before it is
     # given up (the issue asks for at least 24 hours). Tests set these to fractions of a second.
