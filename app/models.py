@@ -78,6 +78,8 @@ class BallotToken(SQLModel, table=True):
     """The eligibility ledger: who may vote, as hashes. No time, no link to a ballot."""
 
     __tablename__ = "ballot_token"
+    # Counting a meeting's live codes (the tally's "issued") from the index alone, at any size.
+    __table_args__ = (Index("ix_ballot_token_meeting_void", "meeting_id", "void"),)
 
     hash: str = Field(primary_key=True, max_length=64)
     meeting_id: int = Field(foreign_key="meeting.id", index=True)

@@ -66,9 +66,16 @@ class GroupTally:
         for point, score in ballot.points.items():
             self.point_sums[point] = self.point_sums.get(point, Decimal(0)) + score
         if rules.trim > 0:
-            extreme = Extreme(ballot.total, ballot.canonical, dict(ballot.points))
-            self.highest = sorted([*self.highest, extreme], key=lambda e: e.key, reverse=True)[: rules.trim]
-            self.lowest = sorted([*self.lowest, extreme], key=lambda e: e.key)[: rules.trim]
+            # Most ballots fall between the extremes: decide on the total alone before paying for the
+            # canonical text that breaks ties.
+            high = len(self.highest) < rules.trim or ballot.total >= self.highest[-1].total
+            low = len(self.lowest) < rules.trim or ballot.total <= self.lowest[-1].total
+            if high or low:
+                extreme = Extreme(ballot.total, ballot.canonical, dict(ballot.points))
+                if high:
+                    self.highest = sorted([*self.highest, extreme], key=lambda e: e.key, reverse=True)[: rules.trim]
+                if low:
+                    self.lowest = sorted([*self.lowest, extreme], key=lambda e: e.key)[: rules.trim]
 
 
 @dataclass

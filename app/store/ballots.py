@@ -65,6 +65,9 @@ _TALLY = (
     .where(col(Tally.meeting_id) == bindparam("meeting_id"))
     .with_for_update()
 )
+# meeting id -> (the tally text this process last wrote, its parsed form): parsing it again for
+# every batch would cost as much as the rest of the batch.
+_parsed: dict[int, tuple[str, MeetingTally]] = {}
 _ADVANCE = update(Tally).where(col(Tally.meeting_id) == bindparam("tally_meeting"))
 
 
@@ -165,16 +168,21 @@ def advance_tally(conn: Connection, info: _MeetingInfo, *, k: int) -> None:
     meeting = info.meeting
     count, published_count, state = conn.execute(_TALLY, {"meeting_id": meeting.id}).one()
     rules = rules_of(meeting, k=k)
+    cached = _parsed.pop(meeting.id, None)  # put back only once the new text exists
     if state is None:
         tally = MeetingTally()
         for ballot in meeting_ballots(conn=conn, meeting_id=meeting.id):  # the new ones included
             tally.add(score_ballot(info.template, ballot.answers, ballot.group), rules)
     else:
-        tally = MeetingTally.from_json(state)
+        # The stored text is what this process wrote last, unless a rollback or another worker
+        # came between: then it differs, and is read again.
+        tally = cached[1] if cached is not None and cached[0] == state else MeetingTally.from_json(state)
         for scored in info.stored:
             tally.add(scored, rules)
     count += len(info.stored)
-    values: dict[str, Any] = {"ballot_count": count, "state": tally.to_json()}
+    text = tally.to_json()
+    _parsed[meeting.id] = (text, tally)
+    values: dict[str, Any] = {"ballot_count": count, "state": text}
     if count - published_count >= k:
         groups = group_specs(meeting)
         figures = tally.figures(info.template, groups, rules)
