@@ -8,7 +8,8 @@ and measures, over loopback only:
    each sending the next as soon as the last is answered; the same bodies go to the ceiling
    (bench/ceiling_app.py: same stack, nothing stored) under the same worker count; ratio.
 2. open loop: M meetings open at once, ballots arriving at R per second (Poisson) for D seconds,
-   while dashboards poll each meeting's tally once a second (live push does not exist yet).
+   while dashboards poll each meeting's tally once a second (harsher than the push that real
+   dashboards use; bench/push_latency.py measures the push).
 3. reads: the tally and the result of a meeting with 10 ballots and of the closed-loop meeting
    (10,000 ballots by default), interleaved on one connection; ratio of the means.
 
