@@ -8,11 +8,11 @@ and as ``p/q`` otherwise; both forms parse back with ``fractions.Fraction`` unch
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
-from typing import Literal
+from typing import Any, Literal
 
 from app.templates import BallotTemplate, point_scores
 
@@ -121,22 +121,99 @@ def trimmed(ballots: Sequence[ScoredBallot], trim: int) -> tuple[list[ScoredBall
     return ordered[trim:-trim], 2 * trim
 
 
-def mean(values: Sequence[Decimal]) -> Fraction:
-    if not values:
-        raise ValueError("mean of no values")
-    return Fraction(sum(values, Decimal(0))) / len(values)
+@dataclass(frozen=True)
+class Kept:
+    """The ballots that count, after the trim rule, summed: what a mean and its points need."""
+
+    count: int
+    dropped: int
+    total_sum: Decimal
+    point_sums: dict[str, Decimal]
+
+    @property
+    def mean(self) -> Fraction:
+        return Fraction(self.total_sum) / self.count
+
+    def point_averages(self) -> dict[str, Fraction]:
+        return {point: Fraction(value) / self.count for point, value in self.point_sums.items()}
 
 
-def _averages(
-    template: BallotTemplate, ballots: Sequence[ScoredBallot]
-) -> tuple[dict[str, Fraction], dict[str, Fraction]]:
-    n = len(ballots)
-    points = {
-        point.id: Fraction(sum((ballot.points[point.id] for ballot in ballots), Decimal(0))) / n
-        for point in template.points
-    }
+def kept_of(template: BallotTemplate, ballots: Sequence[ScoredBallot], trim: int) -> Kept:
+    kept, dropped = trimmed(ballots, trim)
+    sums = {point.id: sum((ballot.points[point.id] for ballot in kept), Decimal(0)) for point in template.points}
+    return Kept(len(kept), dropped, sum((ballot.total for ballot in kept), Decimal(0)), sums)
+
+
+# Given the group keys to take together (all eligible groups, or one), the ballots that count.
+KeptSource = Callable[[Sequence[str | None]], Kept]
+
+
+def assemble(
+    template: BallotTemplate,
+    groups: Sequence[GroupSpec],
+    rules: Rules,
+    *,
+    ballots: int,
+    flagged: int,
+    eligible: Mapping[str | None, int],
+    kept: KeptSource,
+) -> Figures:
+    """A meeting's figures from counts and a source of trimmed sums, following DESIGN.md's rules.
+
+    Unweighted: the trimmed mean of all counted totals. Weighted: each weighted group's trimmed
+    mean times its weight; every weighted group needs at least k ballots or the score is
+    "insufficient". Point averages are taken over the same ballots as the score, so that they
+    add up to it exactly: the result can be explained point by point. ``compute`` feeds it from
+    the ballots, ``app.tally`` from running sums: one set of rules, two sources.
+    """
+    group_figures = []
+    for spec in groups:
+        members = eligible.get(spec.key, 0)
+        score = kept([spec.key]).mean if members >= rules.k else None
+        group_figures.append(GroupFigures(spec.key, spec.name, spec.weight, members, score))
+    total_eligible = sum(eligible.values())
+    base: dict[str, Any] = dict(
+        ballots=ballots, flagged=flagged, excluded_flagged=ballots - total_eligible, groups=group_figures
+    )
+    if total_eligible == 0:
+        return Figures(
+            counted=0, dropped=0, status="no_ballots", score=None, component=None, total_sum=Decimal(0), **base
+        )
+    weighted = [spec for spec in groups if spec.weight]
+    if not weighted:
+        every = kept(list(eligible))
+        parts = [(Fraction(1), every)]
+    else:
+        short = [spec.key for spec in weighted if eligible.get(spec.key, 0) < rules.k]
+        if short:
+            return Figures(
+                counted=0,
+                dropped=0,
+                status="insufficient",
+                score=None,
+                component=None,
+                total_sum=Decimal(0),
+                insufficient_groups=short,
+                **base,
+            )
+        parts = [(Fraction(spec.weight) / 100, kept([spec.key])) for spec in weighted]  # type: ignore[arg-type]
+    score = sum((share * part.mean for share, part in parts), Fraction(0))
+    points = {point.id: Fraction(0) for point in template.points}
+    for share, part in parts:
+        for key, value in part.point_averages().items():
+            points[key] += share * value
     items = {item.id: sum((points[p.id] for p in item.points), Fraction(0)) for item in template.items}
-    return points, items
+    return Figures(
+        counted=sum(part.count for _, part in parts),
+        dropped=sum(part.dropped for _, part in parts),
+        status="ok",
+        score=score,
+        component=score * Fraction(rules.component_weight),
+        total_sum=sum((part.total_sum for _, part in parts), Decimal(0)),
+        point_averages=points,
+        item_averages=items,
+        **base,
+    )
 
 
 def compute(
@@ -145,98 +222,23 @@ def compute(
     groups: Sequence[GroupSpec],
     rules: Rules,
 ) -> Figures:
-    """A meeting's figures from its ballots, following DESIGN.md's scoring rules.
-
-    Unweighted: the trimmed mean of all counted totals. Weighted: each weighted group's trimmed
-    mean times its weight; every weighted group needs at least k ballots or the score is
-    "insufficient". Point averages are taken over the same ballots as the score, so that they
-    add up to it exactly: the result can be explained point by point.
-    """
-    flagged = sum(1 for ballot in ballots if ballot.flagged)
+    """A meeting's figures from all its ballots (see ``assemble`` for the rules)."""
     eligible = [b for b in ballots if not (b.flagged and rules.flagged_rule == "exclude")]
-    excluded = len(ballots) - len(eligible)
     by_group: dict[str | None, list[ScoredBallot]] = {}
     for ballot in eligible:
         by_group.setdefault(ballot.group, []).append(ballot)
 
-    group_figures = []
-    for spec in groups:
-        members = by_group.get(spec.key, [])
-        score = None
-        if len(members) >= rules.k:
-            kept, _ = trimmed(members, rules.trim)
-            score = mean([ballot.total for ballot in kept])
-        group_figures.append(GroupFigures(spec.key, spec.name, spec.weight, len(members), score))
+    def kept(keys: Sequence[str | None]) -> Kept:
+        return kept_of(template, [b for key in keys for b in by_group.get(key, [])], rules.trim)
 
-    base = dict(ballots=len(ballots), flagged=flagged, excluded_flagged=excluded, groups=group_figures)
-    if not eligible:
-        return Figures(
-            counted=0,
-            dropped=0,
-            status="no_ballots",
-            score=None,
-            component=None,
-            total_sum=Decimal(0),
-            **base,  # type: ignore[arg-type]
-        )
-
-    weighted = [spec for spec in groups if spec.weight]
-    if not weighted:
-        kept, dropped = trimmed(eligible, rules.trim)
-        score = mean([ballot.total for ballot in kept])
-        points, items = _averages(template, kept)
-        return Figures(
-            counted=len(kept),
-            dropped=dropped,
-            status="ok",
-            score=score,
-            component=score * Fraction(rules.component_weight),
-            total_sum=sum((ballot.total for ballot in kept), Decimal(0)),
-            point_averages=points,
-            item_averages=items,
-            **base,  # type: ignore[arg-type]
-        )
-
-    short = [spec.key for spec in weighted if len(by_group.get(spec.key, [])) < rules.k]
-    if short:
-        return Figures(
-            counted=0,
-            dropped=0,
-            status="insufficient",
-            score=None,
-            component=None,
-            total_sum=Decimal(0),
-            insufficient_groups=short,
-            **base,  # type: ignore[arg-type]
-        )
-    score = Fraction(0)
-    points = {point.id: Fraction(0) for point in template.points}
-    items = {item.id: Fraction(0) for item in template.items}
-    counted = dropped = 0
-    total_sum = Decimal(0)
-    for spec in weighted:
-        assert spec.weight is not None
-        share = Fraction(spec.weight) / 100
-        kept, group_dropped = trimmed(by_group[spec.key], rules.trim)
-        counted += len(kept)
-        dropped += group_dropped
-        total_sum += sum((ballot.total for ballot in kept), Decimal(0))
-        score += share * mean([ballot.total for ballot in kept])
-        group_points, group_items = _averages(template, kept)
-        for key, value in group_points.items():
-            points[key] += share * value
-        for key, value in group_items.items():
-            items[key] += share * value
-    return Figures(
-        counted=counted,
-        dropped=dropped,
-        status="ok",
-        score=score,
-        component=score * Fraction(rules.component_weight),
-        total_sum=total_sum,
-        point_averages=points,
-        item_averages=items,
-        **base,  # type: ignore[arg-type]
+    return assemble(
+        template,
+        groups,
+        rules,
+        ballots=len(ballots),
+        flagged=sum(1 for ballot in ballots if ballot.flagged),
+        eligible={key: len(members) for key, members in by_group.items()},
+        kept=kept,
     )
 
 

@@ -12,17 +12,17 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from fractions import Fraction
 from typing import Any
 
 from app.scoring import (
     DISTRIBUTION_EDGES,
     TRIM_MIN_BALLOTS,
     Figures,
-    GroupFigures,
     GroupSpec,
+    Kept,
     Rules,
     ScoredBallot,
+    assemble,
     distribution,
 )
 from app.templates import BallotTemplate
@@ -142,90 +142,23 @@ class MeetingTally:
 
     def figures(self, template: BallotTemplate, groups: Sequence[GroupSpec], rules: Rules) -> Figures:
         """Exactly what ``scoring.compute`` gives for all the ballots added so far."""
-        ballots = sum(g.ballots for g in self.groups.values())
-        flagged = sum(g.flagged for g in self.groups.values())
-        eligible = sum(g.eligible for g in self.groups.values())
-        group_figures = []
-        for spec in groups:
-            tally = self.groups.get(spec.key)
-            members = tally.eligible if tally else 0
-            score = None
-            if tally is not None and members >= rules.k:
-                score = _trimmed(template, [tally], rules.trim).mean
-            group_figures.append(GroupFigures(spec.key, spec.name, spec.weight, members, score))
-        base: dict[str, Any] = dict(
-            ballots=ballots, flagged=flagged, excluded_flagged=ballots - eligible, groups=group_figures
-        )
-        if eligible == 0:
-            return Figures(
-                counted=0, dropped=0, status="no_ballots", score=None, component=None, total_sum=Decimal(0), **base
-            )
-        weighted = [spec for spec in groups if spec.weight]
-        if not weighted:
-            kept = _trimmed(template, list(self.groups.values()), rules.trim)
-            return Figures(
-                counted=kept.count,
-                dropped=kept.dropped,
-                status="ok",
-                score=kept.mean,
-                component=kept.mean * Fraction(rules.component_weight),
-                total_sum=kept.total_sum,
-                point_averages=kept.points,
-                item_averages=kept.items(template),
-                **base,
-            )
-        short = [s.key for s in weighted if (self.groups.get(s.key) or GroupTally()).eligible < rules.k]
-        if short:
-            return Figures(
-                counted=0,
-                dropped=0,
-                status="insufficient",
-                score=None,
-                component=None,
-                total_sum=Decimal(0),
-                insufficient_groups=short,
-                **base,
-            )
-        score = Fraction(0)
-        points = {point.id: Fraction(0) for point in template.points}
-        counted = dropped = 0
-        total_sum = Decimal(0)
-        for spec in weighted:
-            assert spec.weight is not None
-            share = Fraction(spec.weight) / 100
-            kept = _trimmed(template, [self.groups[spec.key]], rules.trim)
-            counted, dropped, total_sum = counted + kept.count, dropped + kept.dropped, total_sum + kept.total_sum
-            score += share * kept.mean
-            for key, value in kept.points.items():
-                points[key] += share * value
-        items = {item.id: sum((points[p.id] for p in item.points), Fraction(0)) for item in template.items}
-        return Figures(
-            counted=counted,
-            dropped=dropped,
-            status="ok",
-            score=score,
-            component=score * Fraction(rules.component_weight),
-            total_sum=total_sum,
-            point_averages=points,
-            item_averages=items,
-            **base,
+
+        def kept(keys: Sequence[str | None]) -> Kept:
+            return _trimmed(template, [self.groups[key] for key in keys if key in self.groups], rules.trim)
+
+        return assemble(
+            template,
+            groups,
+            rules,
+            ballots=sum(g.ballots for g in self.groups.values()),
+            flagged=sum(g.flagged for g in self.groups.values()),
+            eligible={key: g.eligible for key, g in self.groups.items() if g.eligible},
+            kept=kept,
         )
 
 
-@dataclass(frozen=True)
-class _Kept:
-    count: int
-    dropped: int
-    total_sum: Decimal
-    mean: Fraction
-    points: dict[str, Fraction]
-
-    def items(self, template: BallotTemplate) -> dict[str, Fraction]:
-        return {item.id: sum((self.points[p.id] for p in item.points), Fraction(0)) for item in template.items}
-
-
-def _trimmed(template: BallotTemplate, tallies: Sequence[GroupTally], trim: int) -> _Kept:
-    """The trimmed mean of the ballots these tallies hold together, as ``scoring.trimmed`` takes it."""
+def _trimmed(template: BallotTemplate, tallies: Sequence[GroupTally], trim: int) -> Kept:
+    """What ``scoring.kept_of`` gives for the ballots these tallies hold together."""
     n = sum(t.eligible for t in tallies)
     total = sum((t.total_sum for t in tallies), Decimal(0))
     sums = {
@@ -241,11 +174,4 @@ def _trimmed(template: BallotTemplate, tallies: Sequence[GroupTally], trim: int)
         total -= extreme.total
         for point, score in extreme.points.items():
             sums[point] -= score
-    count = n - len(dropped)
-    return _Kept(
-        count=count,
-        dropped=len(dropped),
-        total_sum=total,
-        mean=Fraction(total) / count,
-        points={point: Fraction(value) / count for point, value in sums.items()},
-    )
+    return Kept(count=n - len(dropped), dropped=len(dropped), total_sum=total, point_sums=sums)
