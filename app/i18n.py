@@ -141,6 +141,16 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "All {n} ballots of this meeting have been taken. If you have not voted yet, please ask the staff"
         " for a card.",
     ),
+    "guess_title": ("请稍后再试", "Please wait a moment"),
+    "guess_body": (
+        "这台设备输入错误的测评码次数过多，请 {seconds} 秒后再试；如有疑问，请找工作人员。",
+        "Too many wrong ballot codes were typed here; try again in {seconds} seconds, or ask the staff.",
+    ),
+    "page_missing_title": ("找不到这个页面", "This page does not exist"),
+    "page_missing_body": (
+        "请重新扫描卡片上的二维码，或输入测评码。",
+        "Scan the code on your card again, or type the code.",
+    ),
     "link_unknown_title": ("无法识别这个链接", "This link is not known"),
     "link_unknown_body": (
         "请重新扫描屏幕上的二维码，或找工作人员。",

@@ -19,7 +19,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.db import Database, create_database
-from app.errors import DomainError, Problem
+from app.errors import DomainError, Problem, TooManyGuesses
 from app.guard import GuessGuard
 from app.live import Hub
 from app.routes import (
@@ -39,7 +39,7 @@ from app.routes.access import SignInRequired
 from app.routes.console import message_page, sign_in_redirect
 from app.routes.deps import error_response
 from app.routes.docs import mount_docs
-from app.routes.pages import STATIC_DIR
+from app.routes.pages import STATIC_DIR, Page
 from app.settings import Settings
 from app.webhooks import WebhookWorker
 from app.writer import BallotWriter
@@ -180,6 +180,13 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
 
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError) -> Response:
+        if isinstance(exc, TooManyGuesses) and is_phone_page(request):
+            page = Page(request)
+            seconds = exc.problem.params.get("seconds", 1)
+            response = page.message("guess_title", "guess_body", 429, link=(page.url("/c"), page.t("type_code")),
+                                    seconds=seconds)
+            response.headers["Retry-After"] = str(seconds)
+            return response
         if wants_page(request):
             if isinstance(exc, SignInRequired):
                 return sign_in_redirect(request)
@@ -198,10 +205,14 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         code = "not_found" if exc.status_code == 404 else "request_invalid"
         problem = Problem(code, {"error": exc.detail}) if code == "request_invalid" else Problem(code)
-        if wants_page(request):
+        if exc.status_code == 404 and is_phone_page(request):
+            page = Page(request)
+            response: Response = page.message("page_missing_title", "page_missing_body", 404,
+                                               link=(page.url("/c"), page.t("type_code")))
+        elif wants_page(request):
             error = DomainError(code, **problem.params)
             error.status = exc.status_code
-            response: Response = message_page(request, error)
+            response = message_page(request, error)
         else:
             response = error_response(request, problem, exc.status_code)
         # Keep what the protocol asks for, such as the Allow header of a 405.
@@ -287,6 +298,11 @@ def documented_errors(app: FastAPI) -> dict[str, Any]:
             components.pop(name, None)
         app.openapi_schema = schema
     return app.openapi_schema
+
+
+def is_phone_page(request: Request) -> bool:
+    """A rater's page: answered in the phone's own look and language, not the console's."""
+    return request.url.path.startswith(("/b/", "/c", "/s/", "/thanks"))
 
 
 def wants_page(request: Request) -> bool:

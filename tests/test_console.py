@@ -11,6 +11,7 @@ from sqlalchemy import text
 
 from app import cli, store
 from app.db import Database
+from tests.conftest import TEST_SECRET
 from tests.test_access import PASSWORD, sign_in
 
 
@@ -205,7 +206,7 @@ def test_secrets_never_in_logs_or_database_in_clear(
             repr(row) for table in ("organizer", "api_key", "audit_event")
             for row in conn.execute(text(f"SELECT * FROM {table}")).all()
         )
-    secrets = [PASSWORD, key.group(1), session_cookie, csrf]
+    secrets = [PASSWORD, key.group(1), session_cookie, csrf, TEST_SECRET]  # TEST_SECRET signs the sessions
     for secret in secrets:
         assert secret not in dump
         assert secret not in caplog.text

@@ -42,7 +42,9 @@ def test_guessing_gets_429_even_for_a_right_code_and_nothing_is_logged(
     assert statuses == [404, 404, 404]
     r = client.post("/api/v1/ballots", json={"token": code, "answers": ALL_A})
     assert (r.status_code, r.json()["code"]) == (429, "too_many_guesses")
-    assert client.get(f"/b/{code}").status_code == 429
+    page = client.get(f"/b/{code}")
+    assert (page.status_code, page.headers["retry-after"]) == (429, str(client.app.state.guard.retry_after("testclient")))  # type: ignore[attr-defined]
+    assert "这台设备输入错误的测评码次数过多" in page.text
     assert "testclient" not in caplog.text
     client.app.state.guard = GuessGuard()  # type: ignore[attr-defined]
     assert client.post("/api/v1/ballots", json={"token": code, "answers": ALL_A}).status_code == 201
