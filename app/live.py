@@ -13,7 +13,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterable
 
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 
 from app.db import Database
 
@@ -22,6 +22,7 @@ log = logging.getLogger("onsite_ballot.live")
 CHANNEL = "onsite_ballot_tally"
 # A listener that lost its connection tries again after this long; dashboards see a short gap.
 RECONNECT_SECONDS = 1.0
+_NOTIFY = text("SELECT pg_notify(:channel, :payload)")
 
 
 class Hub:
@@ -76,15 +77,17 @@ class Hub:
             return
         if self.cross_worker:
             with self._database.writing() as conn:
-                for meeting_id in ids:
-                    conn.execute(
-                        text("SELECT pg_notify(:channel, :payload)"), {"channel": CHANNEL, "payload": str(meeting_id)}
-                    )
+                self.announce(conn, ids)
             return
         if self._loop is None:
             return
         for meeting_id in ids:
             self._loop.call_soon_threadsafe(self._publish_local, meeting_id)
+
+    def announce(self, conn: Connection, meeting_ids: Iterable[int]) -> None:
+        """PostgreSQL: tell every worker within the caller's transaction; NOTIFY is delivered at its commit."""
+        for meeting_id in sorted(set(meeting_ids)):
+            conn.execute(_NOTIFY, {"channel": CHANNEL, "payload": str(meeting_id)})
 
     async def _listen(self) -> None:
         import psycopg

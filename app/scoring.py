@@ -250,12 +250,19 @@ def distribution(totals: Sequence[Decimal]) -> list[int]:
     """How many totals fall in [0, 60), [60, 70), [70, 80), [80, 90), [90, 100]."""
     counts = [0] * (len(DISTRIBUTION_EDGES) - 1)
     for total in totals:
-        for index in range(len(counts)):
-            last = index == len(counts) - 1
-            if DISTRIBUTION_EDGES[index] <= total and (total < DISTRIBUTION_EDGES[index + 1] or last):
-                counts[index] += 1
-                break
+        index = band_of(total)
+        if index is not None:
+            counts[index] += 1
     return counts
+
+
+def band_of(total: Decimal) -> int | None:
+    """The index of the distribution band a total falls in; None outside [0, 100]."""
+    last = len(DISTRIBUTION_EDGES) - 2
+    for index in range(last + 1):
+        if DISTRIBUTION_EDGES[index] <= total and (total < DISTRIBUTION_EDGES[index + 1] or index == last):
+            return index
+    return None
 
 
 def round_half_up(value: Fraction | Decimal, places: int = DISPLAY_PLACES) -> Decimal:

@@ -23,7 +23,7 @@ from app.scoring import (
     Rules,
     ScoredBallot,
     assemble,
-    distribution,
+    band_of,
 )
 from app.templates import BallotTemplate
 
@@ -56,7 +56,9 @@ class GroupTally:
 
     def add(self, ballot: ScoredBallot, rules: Rules) -> None:
         self.ballots += 1
-        self.bands = [a + b for a, b in zip(self.bands, distribution([ballot.total]), strict=True)]
+        band = band_of(ballot.total)
+        if band is not None:
+            self.bands[band] += 1
         if ballot.flagged:
             self.flagged += 1
             if rules.flagged_rule == "exclude":

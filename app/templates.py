@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
-from functools import cache
+from functools import cache, cached_property
 from importlib import resources
 from typing import Literal
 
@@ -70,9 +70,20 @@ class BallotTemplate(_Frozen):
     grades: tuple[Grade, ...] = ()
     items: tuple[Item, ...]
 
-    @property
+    # Cached: every ballot walks the points several times, and a template never changes.
+    @cached_property
     def points(self) -> tuple[Point, ...]:
         return tuple(point for item in self.items for point in item.points)
+
+    @cached_property
+    def grade_scores(self) -> dict[str, dict[str, Decimal] | None]:
+        """Point id -> grade key -> the score that grade earns there; None for a point scored by number."""
+        return {
+            point.id: {grade.key: grade.fraction * point.max for grade in self.grades}
+            if self.input_of(point) == "grades"
+            else None
+            for point in self.points
+        }
 
     def input_of(self, point: Point) -> InputMode:
         return point.input or self.input
@@ -234,12 +245,7 @@ def _to_decimal(value: object) -> Decimal | None:
 
 def point_scores(template: BallotTemplate, canonical: Mapping[str, str]) -> dict[str, Decimal]:
     """The score each point earns from canonical answers: grade fraction × maximum, or the number."""
-    grades = {grade.key: grade.fraction for grade in template.grades}
-    scores: dict[str, Decimal] = {}
-    for point in template.points:
-        answer = canonical[point.id]
-        if template.input_of(point) == "grades":
-            scores[point.id] = grades[answer] * point.max
-        else:
-            scores[point.id] = Decimal(answer)
-    return scores
+    return {
+        point_id: by_grade[canonical[point_id]] if by_grade is not None else Decimal(canonical[point_id])
+        for point_id, by_grade in template.grade_scores.items()
+    }

@@ -22,6 +22,9 @@ log = logging.getLogger("onsite_ballot.writer")
 
 # Enough to absorb a room pressing submit together; small enough that a batch commits quickly.
 MAX_BATCH = 256
+# How long a batch may wait for the rest of a burst, and how many quiet turns of the loop end it.
+GATHER_SECONDS = 0.002
+GATHER_IDLE_TURNS = 3
 
 
 class WriterUnavailable(RuntimeError):
@@ -58,11 +61,33 @@ class BallotWriter:
         await self._queue.put((submission, future))
         return await future
 
+    async def _gather(self) -> list[tuple[store.Submission, asyncio.Future[store.Outcome]]]:
+        """The next batch: what is waiting, and what the event loop is about to add.
+
+        A burst of submits reaches the queue over several turns of the loop, one request parsed
+        after another. Taking only what is already there would start each burst with a batch of
+        one, and a batch has a fixed cost (its statements, its commit) near that of 30 ballots.
+        So the writer lets the loop take a few more turns while the burst keeps arriving, never
+        longer than GATHER_SECONDS; a lone ballot waits only those few idle turns.
+        """
+        batch = [await self._queue.get()]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + GATHER_SECONDS
+        idle = 0
+        while len(batch) < MAX_BATCH:
+            if not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+                idle = 0
+            elif idle < GATHER_IDLE_TURNS and loop.time() < deadline:
+                idle += 1
+                await asyncio.sleep(0)
+            else:
+                break
+        return batch
+
     async def _run(self) -> None:
         while True:
-            batch = [await self._queue.get()]
-            while len(batch) < MAX_BATCH and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+            batch = await self._gather()
             try:
                 outcomes = await asyncio.to_thread(self._write, [sub for sub, _ in batch])
             except Exception as exc:
@@ -75,18 +100,14 @@ class BallotWriter:
 
     def _write(self, submissions: list[store.Submission]) -> list[store.Outcome]:
         outcomes = self._write_batch(submissions)
-        if self._hub is not None:
-            changed = {outcome.meeting_id for outcome in outcomes if outcome.meeting_id is not None}
-            try:
-                self._hub.changed(changed)
-            except Exception as exc:
-                log.warning("could not notify dashboards: %s", type(exc).__name__)
+        if self._hub is not None and not self._hub.cross_worker:
+            # In this process only, and after the commit: a dashboard told now reads the new tally.
+            self._hub.changed(_changed(outcomes))
         return outcomes
 
     def _write_batch(self, submissions: list[store.Submission]) -> list[store.Outcome]:
         try:
-            with self._database.writing() as conn:
-                return store.submit_batch(conn=conn, submissions=submissions, k=self._k)
+            return self._commit(submissions)
         except Exception as exc:
             if len(submissions) == 1:
                 raise
@@ -94,12 +115,23 @@ class BallotWriter:
         outcomes = []
         for submission in submissions:
             try:
-                with self._database.writing() as conn:
-                    outcomes.extend(store.submit_batch(conn=conn, submissions=[submission], k=self._k))
+                outcomes.extend(self._commit([submission]))
             except Exception as exc:
                 log.error("ballot write failed: %s", type(exc).__name__)
                 outcomes.append(store.Outcome(error=WriteFailed("internal")))
         return outcomes
+
+    def _commit(self, submissions: list[store.Submission]) -> list[store.Outcome]:
+        with self._database.writing() as conn:
+            outcomes = store.submit_batch(conn=conn, submissions=submissions, k=self._k)
+            if self._hub is not None and self._hub.cross_worker:
+                # Every worker's dashboards hear of it when this transaction commits, not before.
+                self._hub.announce(conn, _changed(outcomes))
+        return outcomes
+
+
+def _changed(outcomes: list[store.Outcome]) -> set[int]:
+    return {outcome.meeting_id for outcome in outcomes if outcome.meeting_id is not None}
 
 
 class WriteFailed(DomainError):

@@ -46,7 +46,7 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
 
 
-async def get_writer(request: Request) -> BallotWriter:
+def get_writer(request: Request) -> BallotWriter:
     return request.app.state.writer  # type: ignore[no-any-return]
 
 
@@ -64,6 +64,10 @@ def client_address(request: Request) -> str | None:
 
 async def guard_guesses(request: Request) -> None:
     """429 for an address that has been guessing codes; see app.guard."""
+    check_guesses(request)
+
+
+def check_guesses(request: Request) -> None:
     guard = getattr(request.app.state, "guard", None)
     address = client_address(request)
     if guard is not None and not guard.allowed(address):
@@ -78,4 +82,3 @@ def wrong_code(request: Request) -> None:
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[Session, Depends(get_session)]
-WriterDep = Annotated[BallotWriter, Depends(get_writer)]

@@ -16,8 +16,8 @@ from app.templates import BallotTemplate, parse_template
 
 
 @lru_cache(maxsize=256)
-def _parse_cached(body: str) -> BallotTemplate:
-    # Versions never change once written, so a parsed version may be kept for the process.
+def template_from_body(body: str) -> BallotTemplate:
+    """A stored version's JSON, parsed. Versions never change once written, so it is kept for the process."""
     return parse_template(body)
 
 
@@ -32,7 +32,7 @@ def get_template(*, session: Session | Connection, template_id: str, version: in
         if version is None:
             raise NotFound("template_not_found", id=template_id)
         raise NotFound("template_version_not_found", id=template_id, version=version)
-    return _parse_cached(body)
+    return template_from_body(body)
 
 
 def list_templates(*, session: Session) -> list[tuple[str, list[int], str]]:

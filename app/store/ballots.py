@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, Select, Table, bindparam, insert, select, text, update
 from sqlmodel import col
 
 from app import tokens as tokens_mod
@@ -17,9 +18,10 @@ from app.models import (
     BallotToken,
     Meeting,
     Tally,
+    TemplateVersion,
 )
 from app.scoring import ScoredBallot, canonical_json, score_ballot
-from app.store.ballot_templates import get_template
+from app.store.ballot_templates import template_from_body
 from app.store.meetings import _STATE_ZH, group_specs, meeting_ballots, public_figures, rules_of
 from app.tally import MeetingTally
 from app.templates import BallotTemplate, parse_answers
@@ -47,19 +49,48 @@ class _MeetingInfo:
 
 
 # Built once: constructing a statement costs more than running it, on the path every ballot takes.
-_TOKENS = select(BallotToken.__table__).where(col(BallotToken.hash).in_(bindparam("hashes", expanding=True)))  # type: ignore[attr-defined]
-_MEETING = (
-    select(Meeting.__table__)  # type: ignore[attr-defined]
-    .where(col(Meeting.id) == bindparam("meeting_id"))
-    .with_for_update(read=True)
+_WANTED = col(BallotToken.hash).in_(bindparam("hashes", expanding=True))
+# Rows are locked in one order by every writer, and by close: meetings (by id, shared), then their
+# codes (by hash). Two batches, or a batch and a close, cannot deadlock. On SQLite the writer's
+# BEGIN IMMEDIATE is the lock, and FOR UPDATE / FOR SHARE are left out of the SQL.
+_MEETING_TABLE: Table = Meeting.__table__  # type: ignore[attr-defined]
+_LOCK_MEETINGS: Select[Any] = (
+    select(_MEETING_TABLE, col(TemplateVersion.body).label("template_body"))
+    .join(
+        TemplateVersion,
+        (col(TemplateVersion.template_id) == col(Meeting.template_id))
+        & (col(TemplateVersion.version) == col(Meeting.template_version)),
+    )
+    .where(col(Meeting.id).in_(select(col(BallotToken.meeting_id)).where(_WANTED)))
+    .order_by(col(Meeting.id))
+    .with_for_update(read=True, of=_MEETING_TABLE)
+)
+_LOCK_TOKENS = (
+    select(BallotToken.__table__)  # type: ignore[attr-defined]
+    .where(_WANTED)
+    .order_by(col(BallotToken.hash))
+    .with_for_update()
 )
 _SPEND = (
     update(BallotToken)
     .where(col(BallotToken.hash) == bindparam("token_hash"), col(BallotToken.used).is_(False))
     .values(used=True, fingerprint=bindparam("new_fingerprint"))
 )
-_FINGERPRINT = select(col(BallotToken.fingerprint)).where(col(BallotToken.hash) == bindparam("token_hash"))
 _STORE = insert(Ballot)
+# PostgreSQL: the batch's spends and its ballots as one statement each, the rows sent as one JSON
+# text. An executemany there costs a round of Python per row (psycopg's pipeline), and so does
+# adapting Python lists to arrays; SQLite's executemany runs in C.
+_SPEND_ALL = text(
+    "UPDATE ballot_token SET used = true, fingerprint = batch.new_fingerprint"
+    " FROM json_to_recordset(CAST(:rows AS json)) AS batch (token_hash text, new_fingerprint text)"
+    " WHERE ballot_token.hash = batch.token_hash AND NOT ballot_token.used"
+)
+_STORE_ALL = text(
+    "INSERT INTO ballot (id, meeting_id, group_key, answers, total, flagged, comment)"
+    " SELECT id, meeting_id, group_key, answers, total, flagged, comment"
+    " FROM json_to_recordset(CAST(:rows AS json))"
+    " AS batch (id text, meeting_id integer, group_key text, answers text, total text, flagged boolean, comment text)"
+)
 _TALLY = (
     select(col(Tally.ballot_count), col(Tally.published_count), col(Tally.state))
     .where(col(Tally.meeting_id) == bindparam("meeting_id"))
@@ -68,55 +99,77 @@ _TALLY = (
 # meeting id -> (the tally text this process last wrote, its parsed form): parsing it again for
 # every batch would cost as much as the rest of the batch.
 _parsed: dict[int, tuple[str, MeetingTally]] = {}
-_ADVANCE = update(Tally).where(col(Tally.meeting_id) == bindparam("tally_meeting"))
+_ADVANCE = (
+    update(Tally)
+    .where(col(Tally.meeting_id) == bindparam("tally_meeting"))
+    .values(ballot_count=bindparam("new_count"), state=bindparam("new_state"))
+)
+_ADVANCE_AND_PUBLISH = _ADVANCE.values(
+    published_count=bindparam("new_count"), published=bindparam("new_published")
+)
+
+
+class SpentUnderUs(RuntimeError):
+    """A locked code changed before its update: cannot happen while the locks hold; the batch is undone."""
 
 
 def submit_batch(*, conn: Connection, submissions: Sequence[Submission], k: int) -> list[Outcome]:
     """Spend each submission's token and store its ballot, all in the caller's transaction.
 
-    Each token is spent by a conditional UPDATE (used = false -> true): under any concurrency
-    exactly one ballot is stored per token. Tokens are handled in hash order, so two workers'
-    batches lock rows in the same order and cannot deadlock. The ballots go in as one multi-row
-    insert, in that order too: nothing in the box follows the order of arrival.
+    The codes' rows are locked (PostgreSQL: FOR UPDATE; SQLite: the writer's BEGIN IMMEDIATE)
+    before they are judged, so what is read is what the one UPDATE for the whole batch finds:
+    under any concurrency exactly one ballot is stored per token. The ballots go in as one
+    multi-row insert, in hash order: nothing in the box follows the order of arrival.
     """
     hashes = {index: tokens_mod.token_hash(sub.code) for index, sub in enumerate(submissions)}
-    rows = {row.hash: row for row in conn.execute(_TOKENS, {"hashes": sorted(set(hashes.values()))}).all()}
-    meetings: dict[int, _MeetingInfo] = {}
+    wanted = {"hashes": sorted(set(hashes.values()))}
+    meetings = {
+        meeting.id: _MeetingInfo(meeting, template_from_body(meeting.template_body))
+        for meeting in conn.execute(_LOCK_MEETINGS, wanted)
+    }
+    rows = {row.hash: row for row in conn.execute(_LOCK_TOKENS, wanted)} if meetings else {}
     spent_now: dict[str, str] = {}  # hash -> fingerprint, for a duplicate within this batch
     outcomes: dict[int, Outcome] = {}
+    spends: list[dict[str, str]] = []
     box: list[dict[str, Any]] = []
     for index in sorted(hashes, key=lambda i: hashes[i]):
         sub, token_hash = submissions[index], hashes[index]
         token = rows.get(token_hash)
-        if token is None:
+        if token is None or token.meeting_id not in meetings:  # the latter: minted between the two reads
             outcomes[index] = Outcome(error=NotFound("token_unknown"))
-            continue
-        if token.void:
+        elif token.void:
             outcomes[index] = Outcome(error=Conflict("token_void"))
-            continue
-        info = meetings.get(token.meeting_id)
-        if info is None:
-            meeting = conn.execute(_MEETING, {"meeting_id": token.meeting_id}).one()
-            template = get_template(session=conn, template_id=meeting.template_id, version=meeting.template_version)
-            info = meetings[token.meeting_id] = _MeetingInfo(meeting, template)
-        outcomes[index] = _spend_one(conn, sub, token_hash, token, info, spent_now, box)
-    if box:
-        conn.execute(_STORE, box)
+        else:
+            outcomes[index] = _judge(sub, token_hash, token, meetings[token.meeting_id], spent_now, spends, box)
+    if spends:
+        _spend_and_store(conn, spends, box)
     for meeting_id in sorted(meetings):
         if meetings[meeting_id].stored:
             advance_tally(conn, meetings[meeting_id], k=k)
     return [outcomes[index] for index in range(len(submissions))]
 
 
-def _spend_one(
-    conn: Connection,
+def _spend_and_store(conn: Connection, spends: list[dict[str, str]], box: list[dict[str, Any]]) -> None:
+    if conn.dialect.name == "postgresql":
+        spent = conn.execute(_SPEND_ALL, {"rows": json.dumps(spends)}).rowcount
+        conn.execute(_STORE_ALL, {"rows": json.dumps(box, ensure_ascii=False)})
+    else:
+        spent = conn.execute(_SPEND, spends).rowcount
+        conn.execute(_STORE, box)
+    if spent != len(spends):
+        raise SpentUnderUs
+
+
+def _judge(
     sub: Submission,
     token_hash: str,
     token: Any,
     info: _MeetingInfo,
     spent_now: dict[str, str],
+    spends: list[dict[str, str]],
     box: list[dict[str, Any]],
 ) -> Outcome:
+    """Decide one ballot on its locked code; a counted one adds its spend and its row to the batch."""
     try:
         answers = parse_answers(info.template, sub.answers)
     except Invalid as exc:
@@ -124,31 +177,24 @@ def _spend_one(
             return Outcome(error=Conflict("token_spent_different"))
         return Outcome(error=exc)
     comment = (sub.comment or "").strip() or None
-    fingerprint = tokens_mod.answers_fingerprint(
-        sub.code, canonical_json({"answers": answers, "comment": comment or ""})
-    )
-    previous = spent_now.get(token_hash, token.fingerprint if token.used else None)
+    answers_text = canonical_json(answers)
+    fingerprint = tokens_mod.answers_fingerprint(sub.code, retry_text(answers_text, comment))
     if token.used or token_hash in spent_now:
         # After close the fingerprint is gone: a spent code can then only have counted.
+        previous = spent_now.get(token_hash, token.fingerprint)
         if previous is None or previous == fingerprint:
             return Outcome(status="already_counted")
         return Outcome(error=Conflict("token_spent_different"))
     if info.meeting.state != "open":
         return Outcome(error=Conflict("meeting_not_open", state=_STATE_ZH.get(info.meeting.state, info.meeting.state)))
-    spent = conn.execute(_SPEND, {"token_hash": token_hash, "new_fingerprint": fingerprint})
-    if spent.rowcount != 1:
-        # Another worker spent it between our read and our update.
-        theirs = conn.execute(_FINGERPRINT, {"token_hash": token_hash}).scalar()
-        if theirs is None or theirs == fingerprint:
-            return Outcome(status="already_counted")
-        return Outcome(error=Conflict("token_spent_different"))
     scored = score_ballot(info.template, answers, token.group_key)
+    spends.append({"token_hash": token_hash, "new_fingerprint": fingerprint})
     box.append(
         {
             "id": secrets.token_hex(16),
             "meeting_id": info.meeting.id,
             "group_key": token.group_key,
-            "answers": canonical_json(answers),
+            "answers": answers_text,
             "total": format(scored.total, "f"),
             "flagged": scored.flagged,
             "comment": comment,
@@ -157,6 +203,11 @@ def _spend_one(
     spent_now[token_hash] = fingerprint
     info.stored.append(scored)
     return Outcome(status="counted", meeting_id=info.meeting.id)
+
+
+def retry_text(answers_text: str, comment: str | None) -> str:
+    """canonical_json({"answers": answers, "comment": comment or ""}), from the answers' text already made."""
+    return f'{{"answers":{answers_text},"comment":{canonical_json(comment or "")}}}'
 
 
 def advance_tally(conn: Connection, info: _MeetingInfo, *, k: int) -> None:
@@ -182,10 +233,10 @@ def advance_tally(conn: Connection, info: _MeetingInfo, *, k: int) -> None:
     count += len(info.stored)
     text = tally.to_json()
     _parsed[meeting.id] = (text, tally)
-    values: dict[str, Any] = {"ballot_count": count, "state": text}
-    if count - published_count >= k:
-        groups = group_specs(meeting)
-        figures = tally.figures(info.template, groups, rules)
-        values["published_count"] = count
-        values["published"] = public_figures(info.template, meeting, figures, tally.distribution()).model_dump_json()
-    conn.execute(_ADVANCE.values(**values), {"tally_meeting": meeting.id})
+    values: dict[str, Any] = {"tally_meeting": meeting.id, "new_count": count, "new_state": text}
+    if count - published_count < k:
+        conn.execute(_ADVANCE, values)
+        return
+    figures = tally.figures(info.template, group_specs(meeting), rules)
+    values["new_published"] = public_figures(info.template, meeting, figures, tally.distribution()).model_dump_json()
+    conn.execute(_ADVANCE_AND_PUBLISH, values)

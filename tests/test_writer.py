@@ -1,0 +1,120 @@
+"""The single writer: how it gathers concurrent submits into batches, on each backend."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi.testclient import TestClient
+from hypothesis import given, settings, strategies as st
+from sqlalchemy import func, select
+
+from app import store
+from app.db import Database
+from app.models import Ballot, Tally
+from app.scoring import canonical_json
+from app.store.ballots import retry_text
+from app.writer import BallotWriter
+from tests.conftest import ALL_A, mint, open_meeting
+
+
+class RecordingWriter(BallotWriter):
+    """The real writer, noting the size of each batch it commits."""
+
+    def __init__(self, database: Database) -> None:
+        super().__init__(database, k=5)
+        self.batches: list[int] = []
+
+    def _write(self, submissions: list[store.Submission]) -> list[store.Outcome]:
+        self.batches.append(len(submissions))
+        return super()._write(submissions)
+
+
+def submission(code: str) -> store.Submission:
+    return store.Submission(code=code, answers=ALL_A, comment=None)
+
+
+def test_a_burst_reaching_the_queue_over_several_loop_turns_is_one_batch(
+    client: TestClient, auth: dict[str, str], database: Database
+) -> None:
+    meeting = open_meeting(client, auth)
+    codes = mint(client, auth, meeting["id"], 3)
+    writer = RecordingWriter(database)
+
+    async def arrive_after(turns: int, code: str) -> store.Outcome:
+        # A request that is still being parsed reaches the queue a few turns of the loop later.
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        return await writer.submit(submission(code))
+
+    async def burst() -> list[store.Outcome]:
+        try:
+            return await asyncio.gather(*(arrive_after(turns, code) for turns, code in enumerate(codes)))
+        finally:
+            await writer.stop()
+
+    outcomes = asyncio.run(burst())
+    assert [o.status for o in outcomes] == ["counted"] * 3
+    assert writer.batches == [3]
+    with database.reading() as conn:
+        assert conn.execute(select(func.count()).select_from(Ballot)).scalar_one() == 3
+        assert conn.execute(select(Tally.ballot_count)).scalar_one() == 3
+
+
+def test_ballots_apart_in_time_are_not_held_for_each_other(
+    client: TestClient, auth: dict[str, str], database: Database
+) -> None:
+    meeting = open_meeting(client, auth)
+    first, second = mint(client, auth, meeting["id"], 2)
+    writer = RecordingWriter(database)
+
+    async def two_apart() -> list[store.Outcome]:
+        try:
+            one = await writer.submit(submission(first))
+            await asyncio.sleep(0.05)  # far longer than the writer's gathering window
+            return [one, await writer.submit(submission(second))]
+        finally:
+            await writer.stop()
+
+    outcomes = asyncio.run(two_apart())
+    assert [o.status for o in outcomes] == ["counted", "counted"]
+    assert writer.batches == [1, 1]
+
+
+def test_a_batch_with_a_retry_and_a_stranger_counts_the_rest(
+    client: TestClient, auth: dict[str, str], database: Database
+) -> None:
+    meeting = open_meeting(client, auth)
+    first, second = mint(client, auth, meeting["id"], 2)
+    writer = RecordingWriter(database)
+
+    async def together() -> list[store.Outcome]:
+        try:
+            return await asyncio.gather(
+                writer.submit(submission(first)),
+                writer.submit(submission(first)),  # the same phone pressing twice
+                writer.submit(submission("ZZZZZZZZZZ")),  # no such code
+                writer.submit(submission(second)),
+            )
+        finally:
+            await writer.stop()
+
+    outcomes = asyncio.run(together())
+    assert writer.batches == [4]
+    assert [o.status for o in outcomes] == ["counted", "already_counted", None, "counted"]
+    assert outcomes[2].error is not None and outcomes[2].error.problem.code == "token_unknown"
+    with database.reading() as conn:
+        assert conn.execute(select(func.count()).select_from(Ballot)).scalar_one() == 2
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.dictionaries(st.text(min_size=1, max_size=8), st.text(max_size=8), max_size=20),
+    st.one_of(st.none(), st.text(max_size=40)),
+)
+def test_the_retry_text_is_the_canonical_json_of_answers_and_comment(
+    answers: dict[str, str], comment: str | None
+) -> None:
+    # The writer builds it from the answers' text it already has; a retry's fingerprint must
+    # still match the one stored by a version that serialized the whole object.
+    expected = canonical_json({"answers": answers, "comment": comment or ""})
+    assert retry_text(canonical_json(answers), comment) == expected
