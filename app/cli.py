@@ -51,7 +51,7 @@ KEEP_ALIVE_SECONDS = 75
 
 
 def serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    from app import serving
 
     settings = get_settings()
     key, meeting_id = prepare(settings)
@@ -75,9 +75,8 @@ def serve(args: argparse.Namespace) -> int:
         print("  No administrator yet. In another terminal, in this folder, run:")
         print("    .venv/bin/onsite-ballot create-admin admin")
     print(flush=True)
-    uvicorn.run(
+    return serving.serve(
         "app.main:app_from_env",
-        factory=True,
         host=settings.host,
         port=settings.port,
         workers=args.workers,
@@ -87,7 +86,6 @@ def serve(args: argparse.Namespace) -> int:
         # scoring; uvicorn's 5 s default closes it under them and a submit can hit the closed socket.
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
-    return 0
 
 
 def _safe_url(url: str) -> str:

@@ -115,9 +115,13 @@ class Tally(SQLModel, table=True):
     meeting_id: int = Field(foreign_key="meeting.id", primary_key=True)
     ballot_count: int = 0
     published_count: int = 0
+    # The figures as FiguresPublic JSON, once the meeting has closed (the recount).
     published: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     # The running sums of app.tally.MeetingTally as JSON: publishing costs the same at any size.
     state: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # While open: `state` as it stood at the last step of K; the figures are rendered from it when
+    # read (store.published_figures), so that storing a ballot never renders figures nobody reads.
+    published_state: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class Result(SQLModel, table=True):

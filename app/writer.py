@@ -2,9 +2,9 @@
 
 A commit per request pays one fsync per ballot; when 200 phones press submit together that
 serialises on the disk. Here each request puts its ballot on a queue and waits; one task takes
-everything waiting, writes it in one transaction on a worker thread, and answers every request
-only after that transaction is on disk. A batch that fails as a whole is retried ballot by
-ballot, so one bad ballot cannot sink the others.
+everything waiting (and the rest of a burst still arriving, see _gather), writes it in one
+transaction on a worker thread, and answers every request only after that transaction is on disk.
+A batch that fails as a whole is retried ballot by ballot, so one bad ballot cannot sink the others.
 """
 
 from __future__ import annotations
@@ -22,9 +22,10 @@ log = logging.getLogger("onsite_ballot.writer")
 
 # Enough to absorb a room pressing submit together; small enough that a batch commits quickly.
 MAX_BATCH = 256
-# How long a batch may wait for the rest of a burst, and how many quiet turns of the loop end it.
-GATHER_SECONDS = 0.002
-GATHER_IDLE_TURNS = 3
+# How long a batch may wait for the rest of a burst in all, and the quiet time that ends the wait
+# (uvloop's timers count whole milliseconds).
+GATHER_SECONDS = 0.010
+GATHER_SLICE_SECONDS = 0.001
 
 
 class WriterUnavailable(RuntimeError):
@@ -62,28 +63,28 @@ class BallotWriter:
         return await future
 
     async def _gather(self) -> list[tuple[store.Submission, asyncio.Future[store.Outcome]]]:
-        """The next batch: what is waiting, and what the event loop is about to add.
+        """The next batch: what is waiting, and the rest of a burst that is still arriving.
 
-        A burst of submits reaches the queue over several turns of the loop, one request parsed
-        after another. Taking only what is already there would start each burst with a batch of
-        one, and a batch has a fixed cost (its statements, its commit) near that of 30 ballots.
-        So the writer lets the loop take a few more turns while the burst keeps arriving, never
-        longer than GATHER_SECONDS; a lone ballot waits only those few idle turns.
+        A burst of submits reaches the queue one request at a time, as the event loop parses
+        them and answers the last batch's phones. Taking only what is already there would cut
+        each burst into several small batches, and a batch has a fixed cost (its statements, its
+        commit) near that of 20 ballots. So the writer waits in slices of GATHER_SLICE_SECONDS
+        for as long as the loop is busy (a slice ends late) or a slice brings more ballots, never
+        longer than GATHER_SECONDS in all. A lone ballot on a quiet server waits one slice.
         """
         batch = [await self._queue.get()]
         loop = asyncio.get_running_loop()
         deadline = loop.time() + GATHER_SECONDS
-        idle = 0
-        while len(batch) < MAX_BATCH:
-            if not self._queue.empty():
+        while True:
+            while len(batch) < MAX_BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-                idle = 0
-            elif idle < GATHER_IDLE_TURNS and loop.time() < deadline:
-                idle += 1
-                await asyncio.sleep(0)
-            else:
-                break
-        return batch
+            if len(batch) >= MAX_BATCH or loop.time() >= deadline:
+                return batch
+            before, started = len(batch), loop.time()
+            await asyncio.sleep(GATHER_SLICE_SECONDS)
+            busy = loop.time() - started > 2 * GATHER_SLICE_SECONDS
+            if not busy and self._queue.empty() and len(batch) == before:
+                return batch
 
     async def _run(self) -> None:
         while True:

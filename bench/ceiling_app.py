@@ -2,9 +2,10 @@
 
 Same FastAPI, same body-limit middleware, same request model (BallotSubmit), same token
 reading and answer validation against the default template, same receipt; it answers 201
-without touching a database. Run it under the same uvicorn and worker count as the service:
+without touching a database. Run it under the same launcher and worker count as the service
+(app.serving, which `onsite-ballot serve` uses):
 
-    uvicorn bench.ceiling_app:create_ceiling --factory --workers N
+    python -m app.serving bench.ceiling_app:create_ceiling --workers N
 """
 
 from __future__ import annotations

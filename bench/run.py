@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import os
 import platform
 import random
 import re
@@ -82,14 +83,25 @@ class Phase:
     stats: Stats
     server_cpu: float  # seconds of the server's process tree
     client_cpu: float  # seconds of this process
+    machine_cpu: float  # seconds of every process on the machine (the database server's included)
+    busiest: float = 0.0  # the busiest process's share of the server's CPU: how evenly workers were loaded
 
     def line(self, ok: Sequence[int]) -> str:
         n = max(1, len(self.stats.latencies))
         return (
             f"{self.stats.summary(ok)}\n"
             f"         server CPU {self.server_cpu:5.2f} s ({self.server_cpu / n * 1e6:5.0f} µs/request),"
-            f" client CPU {self.client_cpu:5.2f} s over {self.stats.elapsed:5.2f} s wall"
+            f" client CPU {self.client_cpu:5.2f} s, whole machine {self.machine_cpu:5.2f} s"
+            f" ({self.machine_cpu / n * 1e6:5.0f} µs/request) over {self.stats.elapsed:5.2f} s wall"
+            f"{f'; busiest process {self.busiest:.0%} of the server CPU' if self.busiest else ''}"
         )
+
+
+def machine_cpu_seconds() -> float:
+    """Busy CPU time of the whole machine so far, from /proc/stat (all but idle and iowait)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    busy = sum(fields[:8]) - fields[3] - fields[4]  # user nice system idle iowait irq softirq steal
+    return busy / os.sysconf("SC_CLK_TCK")
 
 
 T = TypeVar("T")
@@ -114,18 +126,22 @@ def combined(phases: Sequence[Phase]) -> Phase:
         stats.elapsed += phase.stats.elapsed
         for status, n in phase.stats.statuses.items():
             stats.statuses[status] = stats.statuses.get(status, 0) + n
-    return Phase(stats, sum(p.server_cpu for p in phases), sum(p.client_cpu for p in phases))
+    return Phase(stats, sum(p.server_cpu for p in phases), sum(p.client_cpu for p in phases),
+                 sum(p.machine_cpu for p in phases))
 
 
 def measured(server: Server, phase: Callable[[], Awaitable[Stats]]) -> Phase:
     """Run an async phase, counting the CPU it cost the server and this client."""
-    cpu_server, cpu_client = server.cpu_seconds(), time.process_time()
+    by_process, cpu_client, cpu_machine = server.cpu_by_process(), time.process_time(), machine_cpu_seconds()
 
     async def go() -> Stats:
         return await phase()
 
     stats = arun(go())
-    return Phase(stats, server.cpu_seconds() - cpu_server, time.process_time() - cpu_client)
+    spent = {pid: cpu - by_process.get(pid, 0.0) for pid, cpu in server.cpu_by_process().items()}
+    total = sum(spent.values())
+    busiest = max(spent.values()) / total if len(spent) > 1 and total else 0.0
+    return Phase(stats, total, time.process_time() - cpu_client, machine_cpu_seconds() - cpu_machine, busiest)
 
 
 @dataclass
@@ -268,9 +284,10 @@ def bench_backend(backend: str, args: argparse.Namespace, work: Path) -> Report:
                 with profiling(server if target is server else None, args.profile, f"{backend}-submit-{n}"):
                     phases.append(measured(target, lambda t=target, b=bodies: client.closed_loop(
                         "127.0.0.1", t.port, b, args.connections)))
-            say(f"  round {n + 1}: ceiling {ceiling_rounds[-1].stats.throughput:5.0f}/s,"
-                f" service {submit_rounds[-1].stats.throughput:5.0f}/s,"
-                f" ratio {submit_rounds[-1].stats.throughput / ceiling_rounds[-1].stats.throughput:.2f}")
+            c, v = ceiling_rounds[-1], submit_rounds[-1]
+            spread = f" (busiest process {c.busiest:.0%} / {v.busiest:.0%} of the CPU)" if workers > 1 else ""
+            say(f"  round {n + 1}: ceiling {c.stats.throughput:5.0f}/s, service {v.stats.throughput:5.0f}/s,"
+                f" ratio {v.stats.throughput / c.stats.throughput:.2f}{spread}")
         report.ceiling, report.submit = combined(ceiling_rounds), combined(submit_rounds)
         say(f"ceiling  closed loop, {args.connections} connections, {len(ceiling_rounds)} rounds\n"
             f"  {report.ceiling.line(SUBMIT_OK)}")

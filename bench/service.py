@@ -135,14 +135,18 @@ class Server:
 
     def cpu_seconds(self) -> float:
         """User + system CPU of our process tree so far (ticks of live processes only)."""
-        ticks = 0
+        return sum(self.cpu_by_process().values())
+
+    def cpu_by_process(self) -> dict[int, float]:
+        """User + system CPU so far of each process of our tree, by pid."""
+        seconds = {}
         for pid in self.pids():
             try:
                 fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            ticks += int(fields[11]) + int(fields[12])  # utime, stime
-        return ticks / os.sysconf("SC_CLK_TCK")
+            seconds[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+        return seconds
 
 
 @contextmanager
@@ -161,7 +165,7 @@ def service(env: dict[str, str], workers: int, log: Path) -> Server:
 
 def ceiling(workers: int, port: int, log: Path) -> Server:
     argv = [
-        str(BIN / "python"), "-m", "uvicorn", "bench.ceiling_app:create_ceiling", "--factory",
+        str(BIN / "python"), "-m", "app.serving", "bench.ceiling_app:create_ceiling",
         "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), "--no-access-log",
     ]
     env = {k: v for k, v in os.environ.items() if not k.startswith("ONSITE_BALLOT_")}

@@ -51,6 +51,30 @@ def test_published_figures_move_only_every_k_ballots_and_at_close(client: TestCl
     assert figures["score"]["exact"] != at_40
 
 
+def test_live_figures_are_rendered_from_the_tally_kept_at_the_step_and_equal_a_recount(
+    client: TestClient, auth: dict[str, str], database: Database
+) -> None:
+    meeting = open_meeting(client, auth)
+    for n, code in enumerate(mint(client, auth, meeting["id"], 7), start=1):
+        assert client.post("/api/v1/ballots", json={"token": code, "answers": varied(n)}).status_code == 201
+        if n == 5:
+            count, at_five = published(client, auth, meeting["id"])
+    with database.reading() as conn:
+        row = conn.execute(text("SELECT published, published_state, state FROM tally")).one()
+    # The writer stored no figures: only the running tally as it stood at the fifth ballot.
+    assert row.published is None
+    assert row.published_state is not None and row.published_state != row.state
+    assert count == 5
+    assert published(client, auth, meeting["id"]) == (5, at_five)  # ballots 6 and 7 publish nothing
+    # Close a second meeting holding the same five ballots: its recount is what was shown live.
+    other = open_meeting(client, auth, unit_code="JL002")
+    for n, code in enumerate(mint(client, auth, other["id"], 5), start=1):
+        assert client.post("/api/v1/ballots", json={"token": code, "answers": varied(n)}).status_code == 201
+    result = client.post(f"/api/v1/meetings/{other['id']}/close", headers=auth).json()
+    assert at_five == result["figures"]
+    assert at_five["score"]["exact"] == result["figures"]["score"]["exact"] != "0"
+
+
 def test_verify_detects_a_ballot_changed_after_close(
     client: TestClient, auth: dict[str, str], database: Database, settings: Any,
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],

@@ -258,6 +258,7 @@ def get_tally(meeting_id: int, session: SessionDep, settings: SettingsDep, princ
     """Live turnout; figures as last published, which move only every K ballots and at close."""
     seen_meeting(session, principal, meeting_id)
     meeting, row, issued = store.tally(session=session, meeting_id=meeting_id)
+    figures = store.published_figures(session=session, meeting=meeting, row=row, k=settings.k_anonymity)
     return TallyPublic(
         meeting_id=meeting_id,
         state=meeting.state,
@@ -266,7 +267,7 @@ def get_tally(meeting_id: int, session: SessionDep, settings: SettingsDep, princ
         ballots_counted=row.ballot_count,
         k=settings.k_anonymity,
         published_at_count=row.published_count,
-        figures=FiguresPublic.model_validate_json(row.published) if row.published else None,
+        figures=FiguresPublic.model_validate_json(figures) if figures else None,
     )
 
 

@@ -64,7 +64,8 @@ def live_state(session: Session, meeting_id: int) -> LiveState:
 def dashboard_view(session: Session, meeting_id: int, k: int) -> dict[str, Any]:
     meeting, tally, issued = store.tally(session=session, meeting_id=meeting_id)
     unit, category = store.unit_of(session=session, meeting=meeting)
-    figures = FiguresPublic.model_validate_json(tally.published) if tally.published else None
+    published = store.published_figures(session=session, meeting=meeting, row=tally, k=k)
+    figures = FiguresPublic.model_validate_json(published) if published else None
     charts: dict[str, str] = {}
     if figures is not None and figures.score is not None:
         charts["items"] = bar_chart(

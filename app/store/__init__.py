@@ -73,6 +73,7 @@ from app.store.meetings import (
     open_meeting as open_meeting,
     peer_results as peer_results,
     public_figures as public_figures,
+    published_figures as published_figures,
     reopen_meeting as reopen_meeting,
     rules_of as rules_of,
     seed_demo as seed_demo,

@@ -1,0 +1,87 @@
+"""app.serving: several workers, each on its own listening socket, supervised.
+
+Served here is the benchmark's ceiling app (no database), started as `make bench` starts it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bench import client
+from bench.service import Server, ceiling, free_port, running
+
+CONNECTIONS = 40
+
+
+@pytest.fixture
+def two_workers(tmp_path: Path) -> Iterator[Server]:
+    with running(ceiling(2, free_port(), tmp_path / "serving.log")) as server:
+        yield server
+
+
+def workers(server: Server) -> list[int]:
+    return sorted(pid for pid in server.pids() if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes())
+
+
+def established(pid: int, port: int) -> int:
+    """How many connections to `port` the process holds open, from /proc (IPv4)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    count = 0
+    for line in Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local_port, state, inode = int(fields[1].split(":")[1], 16), fields[3], fields[9]
+        if local_port == port and state == "01" and inode in inodes:  # 01: ESTABLISHED
+            count += 1
+    return count
+
+
+def test_connections_opened_at_once_are_spread_over_both_workers(two_workers: Server) -> None:
+    pids = workers(two_workers)
+    assert len(pids) == 2
+
+    async def connect_all() -> list[int]:
+        conns = [await client.Connection.open("127.0.0.1", two_workers.port) for _ in range(CONNECTIONS)]
+        try:
+            statuses = [(await conn.request(client.get("/healthz")))[0] for conn in conns]
+            held = [established(pid, two_workers.port) for pid in pids]
+            assert statuses == [200] * CONNECTIONS
+            return held
+        finally:
+            for conn in conns:
+                conn.close()
+
+    held = asyncio.run(connect_all())
+    # uvicorn's shared socket lets the first worker to wake take every waiting connection; with a
+    # socket each, the kernel spreads them (all 40 on one worker: odds of 2 in 2^40).
+    assert sum(held) == CONNECTIONS
+    assert min(held) >= 1
+
+
+def test_a_worker_that_dies_is_replaced_and_a_stop_ends_them_all(two_workers: Server) -> None:
+    first, second = workers(two_workers)
+    os.kill(first, signal.SIGKILL)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and (len(workers(two_workers)) < 2 or first in workers(two_workers)):
+        time.sleep(0.1)
+    replaced = workers(two_workers)
+    assert len(replaced) == 2 and first not in replaced and second in replaced
+    assert httpx.get(f"{two_workers.base}/healthz", timeout=5).status_code == 200
+    assert two_workers.proc is not None
+    os.kill(two_workers.proc.pid, signal.SIGTERM)  # the supervisor only, as a service manager would
+    assert two_workers.proc.wait(30) == 0
+    assert not any(Path(f"/proc/{pid}").exists() for pid in replaced)
