@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Select, Table, bindparam, insert, select, text, update
+from sqlalchemy import Connection, Executable, Select, Table, bindparam, insert, select, text, update
 from sqlmodel import col
 
 from app import tokens as tokens_mod
@@ -77,6 +77,21 @@ _SPEND = (
     .values(used=True, fingerprint=bindparam("new_fingerprint"))
 )
 _STORE = insert(Ballot)
+# PostgreSQL: the same locks with the hashes sent as one JSON array, so that the statement's text
+# is the same for every batch and psycopg prepares it once (an expanding IN is a new text for each
+# batch size, parsed and planned anew). "= ANY(ARRAY(...))" keeps both reads index lookups.
+_PG_HASHES = "ANY(ARRAY(SELECT json_array_elements_text(CAST(:hashes AS json))))"
+_LOCK_MEETINGS_PG = text(
+    f"SELECT {', '.join(f'meeting.{column.name}' for column in _MEETING_TABLE.columns)},"
+    " template_version.body AS template_body FROM meeting JOIN template_version"
+    " ON template_version.template_id = meeting.template_id AND template_version.version = meeting.template_version"
+    f" WHERE meeting.id IN (SELECT meeting_id FROM ballot_token WHERE hash = {_PG_HASHES})"
+    " ORDER BY meeting.id FOR SHARE OF meeting"
+)
+_LOCK_TOKENS_PG = text(
+    f"SELECT {', '.join(column.name for column in BallotToken.__table__.columns)}"  # type: ignore[attr-defined]
+    f" FROM ballot_token WHERE hash = {_PG_HASHES} ORDER BY hash FOR UPDATE"
+)
 # PostgreSQL: the batch's spends and its ballots as one statement each, the rows sent as one JSON
 # text. An executemany there costs a round of Python per row (psycopg's pipeline), and so does
 # adapting Python lists to arrays; SQLite's executemany runs in C.
@@ -127,12 +142,16 @@ def submit_batch(*, conn: Connection, submissions: Sequence[Submission], k: int)
     multi-row insert, in hash order: nothing in the box follows the order of arrival.
     """
     hashes = {index: tokens_mod.token_hash(sub.code) for index, sub in enumerate(submissions)}
-    wanted = {"hashes": sorted(set(hashes.values()))}
+    wanted: dict[str, Any] = {"hashes": sorted(set(hashes.values()))}
+    lock_meetings: Executable = _LOCK_MEETINGS
+    lock_tokens: Executable = _LOCK_TOKENS
+    if conn.dialect.name == "postgresql":
+        wanted["hashes"], lock_meetings, lock_tokens = json.dumps(wanted["hashes"]), _LOCK_MEETINGS_PG, _LOCK_TOKENS_PG
     meetings = {
         meeting.id: _MeetingInfo(meeting, template_from_body(meeting.template_body))
-        for meeting in conn.execute(_LOCK_MEETINGS, wanted)
+        for meeting in conn.execute(lock_meetings, wanted)
     }
-    rows = {row.hash: row for row in conn.execute(_LOCK_TOKENS, wanted)} if meetings else {}
+    rows = {row.hash: row for row in conn.execute(lock_tokens, wanted)} if meetings else {}
     spent_now: dict[str, str] = {}  # hash -> fingerprint, for a duplicate within this batch
     outcomes: dict[int, Outcome] = {}
     spends: list[dict[str, str]] = []
