@@ -94,14 +94,13 @@ _LOCK_TOKENS_PG = text(
 )
 # PostgreSQL: the batch's spends and its ballots as one statement each, the rows sent as one JSON
 # text. An executemany there costs a round of Python per row (psycopg's pipeline), and so does
-# adapting Python lists to arrays; SQLite's executemany runs in C.
-# The planner takes a set-returning function for 100 rows and would join them to every code of
-# the database by a sequential scan; the "= ANY" of the same hashes makes it an index lookup.
+# adapting Python lists to arrays; SQLite's executemany runs in C. The planner takes the recordset
+# for 100 rows and would join it to every code of the database by a sequential scan: the "= ANY"
+# of the same hashes makes the spend an index lookup.
 _SPEND_ALL = text(
     "UPDATE ballot_token SET used = true, fingerprint = batch.new_fingerprint"
     " FROM json_to_recordset(CAST(:rows AS json)) AS batch (token_hash text, new_fingerprint text)"
-    " WHERE ballot_token.hash = batch.token_hash AND NOT ballot_token.used"
-    " AND ballot_token.hash = ANY(ARRAY(SELECT json_array_elements_text(CAST(:hashes AS json))))"
+    f" WHERE ballot_token.hash = batch.token_hash AND NOT ballot_token.used AND ballot_token.hash = {_PG_HASHES}"
 )
 _STORE_ALL = text(
     "INSERT INTO ballot (id, meeting_id, group_key, answers, total, flagged, comment)"
