@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
+import pytest
 from fastapi.testclient import TestClient
 from hypothesis import given, settings, strategies as st
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from app import store
 from app.db import Database
 from app.models import Ballot, Tally
 from app.scoring import canonical_json
+from app.store import ballots
 from app.store.ballots import retry_text
+from app.tokens import token_hash
 from app.writer import BallotWriter
 from tests.conftest import ALL_A, mint, open_meeting
 
@@ -118,3 +122,25 @@ def test_the_retry_text_is_the_canonical_json_of_answers_and_comment(
     # still match the one stored by a version that serialized the whole object.
     expected = canonical_json({"answers": answers, "comment": comment or ""})
     assert retry_text(canonical_json(answers), comment) == expected
+
+
+def test_postgresql_finds_a_batchs_codes_by_index_not_by_scanning_them_all(
+    client: TestClient, auth: dict[str, str], database: Database
+) -> None:
+    """The batch statements name their codes as a JSON list; the planner must still use the key."""
+    if database.is_sqlite:
+        pytest.skip("SQLite's statements name the codes one by one")
+    meeting = open_meeting(client, auth)
+    codes = [code for _ in range(3) for code in mint(client, auth, meeting["id"], 1000)]
+    hashes = [token_hash(code) for code in codes[:30]]
+    params = {
+        "hashes": json.dumps(hashes),
+        "rows": json.dumps([{"token_hash": h, "new_fingerprint": "f"} for h in hashes]),
+    }
+    with database.writing() as conn:
+        conn.execute(text("ANALYZE ballot_token"))
+        for statement in (ballots._LOCK_MEETINGS_PG, ballots._LOCK_TOKENS_PG, ballots._SPEND_ALL):
+            plan = "\n".join(conn.execute(text("EXPLAIN " + statement.text), params).scalars())
+            assert "Seq Scan on ballot_token" not in plan, plan
+            assert "pk_ballot_token" in plan, plan
+        conn.rollback()
