@@ -119,9 +119,10 @@ class Tally(SQLModel, table=True):
     published: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     # The running sums of app.tally.MeetingTally as JSON: publishing costs the same at any size.
     state: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
-    # While open: `state` as it stood at the last step of K; the figures are rendered from it when
-    # read (store.published_figures), so that storing a ballot never renders figures nobody reads.
-    published_state: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # While open: the counts and trimmed sums (app.tally.Snapshot) as they stood at the last step of
+    # K, no single ballot among them; the figures are rendered from them when read
+    # (store.published_figures), so that storing a ballot never renders figures nobody reads.
+    published_sums: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class Result(SQLModel, table=True):

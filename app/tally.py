@@ -144,18 +144,87 @@ class MeetingTally:
 
     def figures(self, template: BallotTemplate, groups: Sequence[GroupSpec], rules: Rules) -> Figures:
         """Exactly what ``scoring.compute`` gives for all the ballots added so far."""
+        return self.snapshot(template, rules).figures(template, groups, rules)
 
-        def kept(keys: Sequence[str | None]) -> Kept:
-            return _trimmed(template, [self.groups[key] for key in keys if key in self.groups], rules.trim)
-
-        return assemble(
-            template,
-            groups,
-            rules,
+    def snapshot(self, template: BallotTemplate, rules: Rules) -> Snapshot:
+        """The tally reduced to what the figures need: counts and trimmed sums, no single ballot."""
+        eligible = {key: g.eligible for key, g in self.groups.items() if g.eligible}
+        return Snapshot(
             ballots=sum(g.ballots for g in self.groups.values()),
             flagged=sum(g.flagged for g in self.groups.values()),
-            eligible={key: g.eligible for key, g in self.groups.items() if g.eligible},
-            kept=kept,
+            eligible=eligible,
+            together=_trimmed(template, [self.groups[key] for key in eligible], rules.trim),
+            by_group={key: _trimmed(template, [g], rules.trim) for key, g in self.groups.items()},
+            bands=self.distribution(),
+        )
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The live figures' inputs at one step of K, as the published state keeps them.
+
+    Unlike the running tally it holds no ballot of its own (the running tally keeps the highest
+    and lowest ballots to trim them): only counts, the distribution and sums over at least the
+    ballots that were kept. ``scoring.assemble`` asks for the kept ballots of one group or of all
+    eligible groups together; both are here.
+    """
+
+    ballots: int
+    flagged: int
+    eligible: dict[str | None, int]
+    together: Kept  # all eligible groups
+    by_group: dict[str | None, Kept]
+    bands: list[int]
+
+    def figures(self, template: BallotTemplate, groups: Sequence[GroupSpec], rules: Rules) -> Figures:
+        empty = Kept(count=0, dropped=0, total_sum=Decimal(0), point_sums={p.id: Decimal(0) for p in template.points})
+
+        def kept(keys: Sequence[str | None]) -> Kept:
+            if len(keys) == 1:
+                return self.by_group.get(keys[0], empty)
+            assert set(keys) == set(self.eligible), "assemble asks for one group or all eligible ones"
+            return self.together
+
+        return assemble(
+            template, groups, rules, ballots=self.ballots, flagged=self.flagged, eligible=self.eligible, kept=kept
+        )
+
+    def distribution(self) -> list[int]:
+        return list(self.bands)
+
+    def to_json(self) -> str:
+        def kept(k: Kept) -> dict[str, Any]:
+            return {"count": k.count, "dropped": k.dropped, "total_sum": str(k.total_sum),
+                    "point_sums": {p: str(v) for p, v in k.point_sums.items()}}
+
+        return json.dumps(
+            {
+                "ballots": self.ballots,
+                "flagged": self.flagged,
+                "eligible": [[key, n] for key, n in self.eligible.items()],
+                "together": kept(self.together),
+                "by_group": [[key, kept(k)] for key, k in self.by_group.items()],
+                "bands": self.bands,
+            },
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Snapshot:
+        def kept(raw: Mapping[str, Any]) -> Kept:
+            return Kept(count=raw["count"], dropped=raw["dropped"], total_sum=Decimal(raw["total_sum"]),
+                        point_sums={p: Decimal(v) for p, v in raw["point_sums"].items()})
+
+        raw = json.loads(text)
+        return cls(
+            ballots=raw["ballots"],
+            flagged=raw["flagged"],
+            eligible={key: n for key, n in raw["eligible"]},
+            together=kept(raw["together"]),
+            by_group={key: kept(k) for key, k in raw["by_group"]},
+            bands=list(raw["bands"]),
         )
 
 

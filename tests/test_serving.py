@@ -33,6 +33,10 @@ def workers(server: Server) -> list[int]:
 
 def established(pid: int, port: int) -> int:
     """How many connections to `port` the process holds open, from /proc (IPv4)."""
+    return sockets(pid, port, "01")  # ESTABLISHED
+
+
+def sockets(pid: int, port: int, state: str) -> int:
     inodes = set()
     for fd in Path(f"/proc/{pid}/fd").iterdir():
         try:
@@ -44,15 +48,25 @@ def established(pid: int, port: int) -> int:
     count = 0
     for line in Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]:
         fields = line.split()
-        local_port, state, inode = int(fields[1].split(":")[1], 16), fields[3], fields[9]
-        if local_port == port and state == "01" and inode in inodes:  # 01: ESTABLISHED
+        local_port, inode = int(fields[1].split(":")[1], 16), fields[9]
+        if local_port == port and fields[3] == state and inode in inodes:
             count += 1
     return count
 
 
+def wait_until_both_listen(server: Server) -> list[int]:
+    """/healthz answers as soon as one worker is up; the other may still be importing the app."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        pids = workers(server)
+        if len(pids) == 2 and all(sockets(pid, server.port, "0A") == 1 for pid in pids):  # 0A: LISTEN
+            return pids
+        time.sleep(0.1)
+    raise AssertionError(f"two workers did not both listen: {workers(server)}")
+
+
 def test_connections_opened_at_once_are_spread_over_both_workers(two_workers: Server) -> None:
-    pids = workers(two_workers)
-    assert len(pids) == 2
+    pids = wait_until_both_listen(two_workers)
 
     async def connect_all() -> list[int]:
         conns = [await client.Connection.open("127.0.0.1", two_workers.port) for _ in range(CONNECTIONS)]
@@ -73,7 +87,7 @@ def test_connections_opened_at_once_are_spread_over_both_workers(two_workers: Se
 
 
 def test_a_worker_that_dies_is_replaced_and_a_stop_ends_them_all(two_workers: Server) -> None:
-    first, second = workers(two_workers)
+    first, second = wait_until_both_listen(two_workers)
     os.kill(first, signal.SIGKILL)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and (len(workers(two_workers)) < 2 or first in workers(two_workers)):

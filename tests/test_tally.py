@@ -7,7 +7,7 @@ from decimal import Decimal
 from hypothesis import given, settings, strategies as st
 
 from app.scoring import GroupSpec, Rules, compute, score_ballot
-from app.tally import MeetingTally
+from app.tally import MeetingTally, Snapshot
 from app.templates import default_template
 
 TEMPLATE = default_template()
@@ -46,7 +46,12 @@ def test_incremental_figures_equal_a_full_recount(
         tally.add(one, rules)
         if n % reload_every == 0:  # as the store does: the state goes to the database and back
             tally = MeetingTally.from_json(tally.to_json())
-        assert tally.figures(TEMPLATE, groups, rules) == compute(TEMPLATE, scored[:n], groups, rules)
+        expected = compute(TEMPLATE, scored[:n], groups, rules)
+        assert tally.figures(TEMPLATE, groups, rules) == expected
+        # What a step of K publishes: the sums alone, through the database and back.
+        published = Snapshot.from_json(tally.snapshot(TEMPLATE, rules).to_json())
+        assert published.figures(TEMPLATE, groups, rules) == expected
+        assert published.distribution() == tally.distribution()
 
 
 def test_a_hand_checked_case() -> None:
@@ -59,3 +64,16 @@ def test_a_hand_checked_case() -> None:
     figures = tally.figures(TEMPLATE, UNWEIGHTED, rules)
     assert (figures.score, figures.counted, figures.dropped, figures.flagged) == (Decimal("77.5"), 4, 2, 6)
     assert tally.distribution() == [2, 0, 0, 2, 2]
+
+
+def test_the_published_sums_hold_no_single_ballot_and_survive_an_ungrouped_meeting() -> None:
+    rules = Rules(trim=1, k=5)
+    tally = MeetingTally()
+    for pattern in ("A", "B", "C", "D", "AB", "CD", "AD"):
+        tally.add(score_ballot(TEMPLATE, {p: pattern[i % len(pattern)] for i, p in enumerate(POINTS)}, None), rules)
+    text = tally.snapshot(TEMPLATE, rules).to_json()
+    assert '"canonical"' not in text and '"highest"' not in text  # the running tally's trimmed ballots
+    published = Snapshot.from_json(text)
+    assert published.ballots == 7 and published.eligible == {None: 7}
+    assert published.together.count == 5 and published.together.dropped == 2  # one highest, one lowest
+    assert published.by_group[None] == published.together

@@ -121,10 +121,10 @@ _ADVANCE = (
     .where(col(Tally.meeting_id) == bindparam("tally_meeting"))
     .values(ballot_count=bindparam("new_count"), state=bindparam("new_state"))
 )
-# Publishing keeps the tally's text as it stands; figures are rendered from it when someone reads
-# them (store.published_figures). The figures of a close are dropped: they are no longer current.
+# Publishing keeps the counts and trimmed sums as they stand; figures are rendered from them when
+# someone reads them (store.published_figures). The figures of a close are dropped: no longer current.
 _ADVANCE_AND_PUBLISH = _ADVANCE.values(
-    published_count=bindparam("new_count"), published_state=bindparam("new_state"), published=None
+    published_count=bindparam("new_count"), published_sums=bindparam("new_sums"), published=None
 )
 
 
@@ -258,4 +258,8 @@ def advance_tally(conn: Connection, info: _MeetingInfo, *, k: int) -> None:
     text = tally.to_json()
     _parsed[meeting.id] = (text, tally)
     values: dict[str, Any] = {"tally_meeting": meeting.id, "new_count": count, "new_state": text}
-    conn.execute(_ADVANCE if count - published_count < k else _ADVANCE_AND_PUBLISH, values)
+    if count - published_count < k:
+        conn.execute(_ADVANCE, values)
+    else:
+        values["new_sums"] = tally.snapshot(info.template, rules).to_json()
+        conn.execute(_ADVANCE_AND_PUBLISH, values)

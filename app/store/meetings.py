@@ -39,7 +39,7 @@ from app.scoring import Figures, GroupSpec, Rules, ScoredBallot, canonical_json,
 from app.store.ballot_templates import get_template
 from app.store.base import DEFAULT_GROUPS, audit
 from app.store.units import create_unit, find_unit
-from app.tally import MeetingTally
+from app.tally import Snapshot
 from app.templates import BallotTemplate
 
 
@@ -257,7 +257,7 @@ def close_meeting(*, session: Session, actor: str, meeting_id: int, k: int) -> R
     session.execute(
         update(Tally)
         .where(col(Tally.meeting_id) == meeting_id)
-        .values(ballot_count=len(ballots), published_count=len(ballots), published=result.figures, published_state=None)
+        .values(ballot_count=len(ballots), published_count=len(ballots), published=result.figures, published_sums=None)
     )
     # The retry fingerprints have done their job; after close nothing may tell ballots apart.
     session.execute(update(BallotToken).where(col(BallotToken.meeting_id) == meeting_id).values(fingerprint=None))
@@ -364,7 +364,7 @@ def tally(*, session: Session, meeting_id: int) -> tuple[Meeting, Tally, int]:
     return meeting, row, int(issued)
 
 
-# (meeting id, published count) -> (the tally text, the figures rendered from it, as JSON):
+# (meeting id, published count, K) -> (the published sums, the figures rendered from them, as JSON):
 # rendering takes about a millisecond, and every dashboard reads again after each step of K.
 _rendered: dict[tuple[int, int, int], tuple[str, str]] = {}
 RENDERED_KEPT = 256
@@ -374,25 +374,25 @@ def published_figures(*, session: Session, meeting: Meeting, row: Tally, k: int)
     """The figures last published, as FiguresPublic JSON; None before the first step of K.
 
     After close they are the recount, kept in the row. While the meeting is open the writer keeps
-    only the running tally's text as it stood at the last step of K, and the figures are rendered
-    from that text here: every worker renders the same figures from the same text.
+    only the counts and trimmed sums as they stood at the last step of K (app.tally.Snapshot), and
+    the figures are rendered from them here: every worker renders the same figures from the same sums.
     """
     if row.published is not None:
         return row.published
-    if row.published_state is None:
+    if row.published_sums is None:
         return None
     assert meeting.id is not None
     key = (meeting.id, row.published_count, k)
     cached = _rendered.get(key)
-    if cached is not None and cached[0] == row.published_state:
+    if cached is not None and cached[0] == row.published_sums:
         return cached[1]
     template = get_template(session=session, template_id=meeting.template_id, version=meeting.template_version)
-    running = MeetingTally.from_json(row.published_state)
-    figures = running.figures(template, group_specs(meeting), rules_of(meeting, k=k))
-    text = public_figures(template, meeting, figures, running.distribution()).model_dump_json()
+    sums = Snapshot.from_json(row.published_sums)
+    figures = sums.figures(template, group_specs(meeting), rules_of(meeting, k=k))
+    text = public_figures(template, meeting, figures, sums.distribution()).model_dump_json()
     if len(_rendered) >= RENDERED_KEPT:
         del _rendered[next(iter(_rendered))]
-    _rendered[key] = (row.published_state, text)
+    _rendered[key] = (row.published_sums, text)
     return text
 
 

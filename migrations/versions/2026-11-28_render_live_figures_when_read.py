@@ -1,4 +1,4 @@
-"""render live figures when read: the writer keeps the tally's text at each step of K
+"""render live figures when read: the writer keeps the counts and trimmed sums at each step of K
 
 Revision ID: 3c1f0d7e9a42
 Revises: 6579b20982fe
@@ -21,9 +21,9 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     # Rows of open meetings keep the figures the old writer published until their next step of K.
     with op.batch_alter_table('tally', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('published_state', sa.Text(), nullable=True))
+        batch_op.add_column(sa.Column('published_sums', sa.Text(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table('tally', schema=None) as batch_op:
-        batch_op.drop_column('published_state')
+        batch_op.drop_column('published_sums')
