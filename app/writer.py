@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from contextlib import suppress
 
 from app import store
@@ -26,6 +27,9 @@ MAX_BATCH = 256
 # (uvloop's timers count whole milliseconds).
 GATHER_SECONDS = 0.010
 GATHER_SLICE_SECONDS = 0.001
+# A batch slower than this is logged: the disk or the database is making phones wait (a busy
+# server stores a batch of 64 in about 0.1 s).
+SLOW_BATCH_SECONDS = 0.25
 
 
 class WriterUnavailable(RuntimeError):
@@ -100,7 +104,12 @@ class BallotWriter:
                     future.set_result(outcome)
 
     def _write(self, submissions: list[store.Submission]) -> list[store.Outcome]:
+        started = time.monotonic()
         outcomes = self._write_batch(submissions)
+        seconds = time.monotonic() - started
+        if seconds > SLOW_BATCH_SECONDS:
+            # Phones wait this long: worth a line for whoever watches the server (sizes only).
+            log.warning("a batch of %d ballots took %.0f ms to store", len(submissions), seconds * 1000)
         if self._hub is not None and not self._hub.cross_worker:
             # In this process only, and after the commit: a dashboard told now reads the new tally.
             self._hub.changed(_changed(outcomes))

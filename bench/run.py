@@ -117,6 +117,20 @@ def arun(coro: Coroutine[Any, Any, T]) -> T:
         return runner.run(coro)
 
 
+def slow_by_second(stats: Stats, threshold: float) -> dict[int, int]:
+    """How many answers took longer than the threshold, by the second of the phase they ended in:
+    one stall shows as one crowded second, a slow server as many."""
+    if not stats.finished:
+        return {}
+    start = min(f - lat for f, lat in zip(stats.finished, stats.latencies, strict=True))
+    slow: dict[int, int] = {}
+    for finished, latency in zip(stats.finished, stats.latencies, strict=True):
+        if latency > threshold:
+            second = int(finished - start)
+            slow[second] = slow.get(second, 0) + 1
+    return dict(sorted(slow.items()))
+
+
 def combined(phases: Sequence[Phase]) -> Phase:
     """Rounds of one kind as one phase: answers, times and CPU added up."""
     stats = Stats()
@@ -317,7 +331,8 @@ def bench_backend(backend: str, args: argparse.Namespace, work: Path) -> Report:
             f" (Poisson), {args.dashboards} dashboards polling the tally once a second\n"
             f"  submits {report.open_submit.summary(SUBMIT_OK)}\n"
             f"  polls   {report.open_polls.summary(READ_OK)}\n"
-            f"  {report.open_connections} client connections; server CPU {open_cpu:.2f} s")
+            f"  {report.open_connections} client connections; server CPU {open_cpu:.2f} s\n"
+            f"  submits over 100 ms, by second of the run: {slow_by_second(report.open_submit, 0.1) or 'none'}")
 
         small_bodies = submits(rng, api.mint(small, args.small))
         arun(client.closed_loop("127.0.0.1", port, small_bodies, 1))
