@@ -85,6 +85,7 @@ class Phase:
     client_cpu: float  # seconds of this process
     machine_cpu: float  # seconds of every process on the machine (the database server's included)
     busiest: float = 0.0  # the busiest process's share of the server's CPU: how evenly workers were loaded
+    steal: float = 0.0  # seconds the host took from this virtual machine
 
     def line(self, ok: Sequence[int]) -> str:
         n = max(1, len(self.stats.latencies))
@@ -94,14 +95,23 @@ class Phase:
             f" client CPU {self.client_cpu:5.2f} s, whole machine {self.machine_cpu:5.2f} s"
             f" ({self.machine_cpu / n * 1e6:5.0f} µs/request) over {self.stats.elapsed:5.2f} s wall"
             f"{f'; busiest process {self.busiest:.0%} of the server CPU' if self.busiest else ''}"
+            f"{f'; the host took {self.steal:.2f} s (steal)' if self.steal >= 0.05 else ''}"
         )
 
 
 def machine_cpu_seconds() -> float:
-    """Busy CPU time of the whole machine so far, from /proc/stat (all but idle and iowait)."""
-    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    busy = sum(fields[:8]) - fields[3] - fields[4]  # user nice system idle iowait irq softirq steal
-    return busy / os.sysconf("SC_CLK_TCK")
+    """Busy CPU time of the whole machine so far, from /proc/stat: user, nice, system, irq, softirq."""
+    user, nice, system, _idle, _iowait, irq, softirq = _proc_stat()[:7]
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
+def steal_seconds() -> float:
+    """CPU time the virtual machine's host took from us so far: a noisy neighbour, not our work."""
+    return _proc_stat()[7] / os.sysconf("SC_CLK_TCK")
+
+
+def _proc_stat() -> list[int]:
+    return [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
 
 
 T = TypeVar("T")
@@ -141,12 +151,13 @@ def combined(phases: Sequence[Phase]) -> Phase:
         for status, n in phase.stats.statuses.items():
             stats.statuses[status] = stats.statuses.get(status, 0) + n
     return Phase(stats, sum(p.server_cpu for p in phases), sum(p.client_cpu for p in phases),
-                 sum(p.machine_cpu for p in phases))
+                 sum(p.machine_cpu for p in phases), steal=sum(p.steal for p in phases))
 
 
 def measured(server: Server, phase: Callable[[], Awaitable[Stats]]) -> Phase:
     """Run an async phase, counting the CPU it cost the server and this client."""
     by_process, cpu_client, cpu_machine = server.cpu_by_process(), time.process_time(), machine_cpu_seconds()
+    stolen = steal_seconds()
 
     async def go() -> Stats:
         return await phase()
@@ -155,7 +166,8 @@ def measured(server: Server, phase: Callable[[], Awaitable[Stats]]) -> Phase:
     spent = {pid: cpu - by_process.get(pid, 0.0) for pid, cpu in server.cpu_by_process().items()}
     total = sum(spent.values())
     busiest = max(spent.values()) / total if len(spent) > 1 and total else 0.0
-    return Phase(stats, total, time.process_time() - cpu_client, machine_cpu_seconds() - cpu_machine, busiest)
+    return Phase(stats, total, time.process_time() - cpu_client, machine_cpu_seconds() - cpu_machine, busiest,
+                 steal_seconds() - stolen)
 
 
 @dataclass
@@ -322,16 +334,17 @@ def bench_backend(backend: str, args: argparse.Namespace, work: Path) -> Report:
         auth = {"Authorization": f"Bearer {key}"}
         polls = [client.get(f"/api/v1/meetings/{m}/tally", headers=auth) for m in open_ids]
         duration = len(open_bodies) / args.rate
-        started_cpu = server.cpu_seconds()
+        started_cpu, stolen = server.cpu_seconds(), steal_seconds()
         with profiling(server, args.profile, f"{backend}-open-loop"):
             report.open_submit, report.open_polls, report.open_connections = arun(
                 open_loop_phase(port, open_bodies, offsets, polls, duration, args.dashboards))
-        open_cpu = server.cpu_seconds() - started_cpu
+        open_cpu, stolen = server.cpu_seconds() - started_cpu, steal_seconds() - stolen
         say(f"service  open loop, {args.meetings} meetings, {len(open_bodies)} ballots at {args.rate:g}/s"
             f" (Poisson), {args.dashboards} dashboards polling the tally once a second\n"
             f"  submits {report.open_submit.summary(SUBMIT_OK)}\n"
             f"  polls   {report.open_polls.summary(READ_OK)}\n"
-            f"  {report.open_connections} client connections; server CPU {open_cpu:.2f} s\n"
+            f"  {report.open_connections} client connections; server CPU {open_cpu:.2f} s;"
+            f" the host took {stolen:.2f} s (steal)\n"
             f"  submits over 100 ms, by second of the run: {slow_by_second(report.open_submit, 0.1) or 'none'}")
 
         small_bodies = submits(rng, api.mint(small, args.small))
