@@ -96,11 +96,12 @@ _LOCK_TOKENS_PG = text(
 # text. An executemany there costs a round of Python per row (psycopg's pipeline), and so does
 # adapting Python lists to arrays; SQLite's executemany runs in C. The planner takes the recordset
 # for 100 rows and would join it to every code of the database by a sequential scan: the "= ANY"
-# of the same hashes makes the spend an index lookup.
+# of the same rows' hashes makes the spend an index lookup.
 _SPEND_ALL = text(
     "UPDATE ballot_token SET used = true, fingerprint = batch.new_fingerprint"
     " FROM json_to_recordset(CAST(:rows AS json)) AS batch (token_hash text, new_fingerprint text)"
-    f" WHERE ballot_token.hash = batch.token_hash AND NOT ballot_token.used AND ballot_token.hash = {_PG_HASHES}"
+    " WHERE ballot_token.hash = batch.token_hash AND NOT ballot_token.used AND ballot_token.hash"
+    " = ANY(ARRAY(SELECT json_array_elements(CAST(:rows AS json)) ->> 'token_hash'))"
 )
 _STORE_ALL = text(
     "INSERT INTO ballot (id, meeting_id, group_key, answers, total, flagged, comment)"
@@ -174,8 +175,7 @@ def submit_batch(*, conn: Connection, submissions: Sequence[Submission], k: int)
 
 def _spend_and_store(conn: Connection, spends: list[dict[str, str]], box: list[dict[str, Any]]) -> None:
     if conn.dialect.name == "postgresql":
-        hashes = json.dumps([spend["token_hash"] for spend in spends])
-        spent = conn.execute(_SPEND_ALL, {"rows": json.dumps(spends), "hashes": hashes}).rowcount
+        spent = conn.execute(_SPEND_ALL, {"rows": json.dumps(spends)}).rowcount
         conn.execute(_STORE_ALL, {"rows": json.dumps(box, ensure_ascii=False)})
     else:
         spent = conn.execute(_SPEND, spends).rowcount
