@@ -12,7 +12,7 @@ from app import backup, store
 from app.db import create_database
 from app.errors import DomainError
 from app.migrate import upgrade
-from app.settings import Settings, get_settings
+from app.settings import SecretFileError, Settings, get_settings
 
 
 def has_accounts(settings: Settings) -> bool:
@@ -277,7 +277,14 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=recount_file)
     args = parser.parse_args(argv)
     try:
+        if args.func is not recount_file:
+            # Every command but recount works on the service's data: refuse a secret that cannot be
+            # trusted before anything is read or written (a recount needs only its file).
+            get_settings().secret()
         return int(args.func(args))
+    except SecretFileError as error:
+        print(error, file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 

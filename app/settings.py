@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import secrets
 from pathlib import Path
 from typing import Literal
@@ -61,8 +63,8 @@ class Settings(BaseSettings):
     def _refuse_known_defaults(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None:
             return None
-        raw = value.get_secret_value()
-        if raw.strip().lower() in KNOWN_DEFAULT_SECRETS or len(raw) < MIN_SECRET_LENGTH:
+        raw = value.get_secret_value().strip()
+        if raw.lower() in KNOWN_DEFAULT_SECRETS or len(raw) < MIN_SECRET_LENGTH:
             raise ValueError(
                 f"ONSITE_BALLOT_SECRET_KEY is a known default or shorter than {MIN_SECRET_LENGTH}"
                 " characters; leave it unset to have one generated in the data folder"
@@ -85,17 +87,75 @@ class Settings(BaseSettings):
         return self.resolved_database_url.startswith("sqlite")
 
     def secret(self) -> str:
-        """The secret key: given, or generated once and kept in the data folder."""
+        """The secret key: given, or generated once and kept in the data folder.
+
+        Raises SecretFileError, with a message for the operator, when the kept file cannot be
+        trusted: a server that signed sessions with an empty key would let anyone sign in.
+        """
         if self.secret_key is not None:
             return self.secret_key.get_secret_value()
         path = self.data_dir / SECRET_FILE
-        if path.exists():
-            return path.read_text("ascii").strip()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        key = secrets.token_urlsafe(48)
-        path.touch(mode=0o600)
-        path.write_text(key, "ascii")
-        return key
+        if not path.exists() and not path.is_symlink():
+            _write_new_secret(path)
+        return _read_secret_file(path)
+
+
+class SecretFileError(RuntimeError):
+    """The secret key file is missing, unreadable, empty or too short; the message says what to do."""
+
+
+def _read_secret_file(path: Path) -> str:
+    try:
+        key = path.read_bytes().decode("ascii").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SecretFileError(
+            f"无法读取密钥文件 {path}（{type(exc).__name__}）。请检查文件权限。"
+            f" · The secret key file {path} cannot be read ({type(exc).__name__}); check its permissions."
+        ) from None
+    if len(key) < MIN_SECRET_LENGTH or key.lower() in KNOWN_DEFAULT_SECRETS:
+        raise SecretFileError(
+            f"密钥文件 {path} 为空或已损坏（应至少 {MIN_SECRET_LENGTH} 个字符），服务拒绝启动。"
+            "如有备份，请恢复该文件；否则删除它，下次启动会生成新密钥（已发出的测评码和登录会话将失效）。"
+            f" · The secret key file {path} is empty or damaged (it needs at least {MIN_SECRET_LENGTH}"
+            " characters), so the service will not start. Restore it from a backup; or delete it to have a new"
+            " one made at the next start (codes already printed and open sessions then stop working)."
+        )
+    return key
+
+
+def _write_new_secret(path: Path) -> None:
+    """Write a new key so that the file is either absent or whole: never empty, never half-written.
+
+    The key goes to a temporary file (mode 0600), is flushed to disk, and is then linked to its
+    name; a link fails if the name exists, so two processes starting together keep one key.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SecretFileError(f"无法创建数据目录 {path.parent} · cannot create {path.parent}: {exc.strerror}") from None
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    try:
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, secrets.token_urlsafe(48).encode("ascii"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        with contextlib.suppress(FileExistsError):  # another process made it first: theirs is the key
+            os.link(temporary, path)
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+    except OSError as exc:
+        raise SecretFileError(
+            f"无法写入密钥文件 {path}：{exc.strerror}（磁盘已满？）。腾出空间后再启动。"
+            f" · Cannot write the secret key file {path}: {exc.strerror} (is the disk full?). Free some space"
+            " and start again."
+        ) from None
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def get_settings(**overrides: object) -> Settings:

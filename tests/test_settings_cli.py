@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 
 import pytest
@@ -10,8 +12,9 @@ from sqlalchemy import func, select
 
 from app import cli, store
 from app.db import create_database
+from app.main import create_app
 from app.models import ApiKey, Meeting, Unit
-from app.settings import Settings
+from app.settings import SecretFileError, Settings
 
 
 @pytest.mark.parametrize("secret", ["changeme", "secret", "CHANGEME ", "short-but-unknown"])
@@ -59,3 +62,56 @@ def test_create_api_key_prints_it_once(tmp_path: Path, monkeypatch: pytest.Monke
         assert row is not None
         assert (row.name, row.scopes) == ("main-system", "export")
     database.dispose()
+
+
+def test_a_blank_secret_of_full_length_is_refused() -> None:
+    with pytest.raises(ValidationError, match="known default or shorter than 32"):
+        Settings(secret_key=" " * 40)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"\n", b"short-but-kept-in-a-file", b"changeme" + b" " * 30, b"\xff" * 40],
+    ids=["empty", "newline", "short", "known-default", "not-ascii"],
+)
+def test_a_secret_file_that_cannot_be_trusted_stops_the_start(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, content: bytes
+) -> None:
+    (tmp_path / "secret_key").write_bytes(content)
+    with pytest.raises(SecretFileError, match="secret key file"):
+        Settings(data_dir=tmp_path).secret()
+    # The command says so plainly and exits 2, before it touches the database.
+    monkeypatch.setenv("ONSITE_BALLOT_DATA_DIR", str(tmp_path))
+    assert cli.main(["migrate"]) == 2
+    err = capsys.readouterr().err
+    assert "密钥文件" in err and "Traceback" not in err
+    assert not (tmp_path / "onsite-ballot.db").exists()
+    with pytest.raises(SecretFileError):
+        create_app(Settings(data_dir=tmp_path))
+
+
+def test_a_full_disk_leaves_no_secret_file_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def disk_full(fd: int, data: bytes) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "write", disk_full)
+    with pytest.raises(SecretFileError, match="disk full"):
+        Settings(data_dir=tmp_path).secret()
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.undo()
+    # The next start, with room on the disk, makes a whole key.
+    key = Settings(data_dir=tmp_path).secret()
+    assert len(key) == 64 and (tmp_path / "secret_key").read_text() == key
+
+
+def test_two_processes_starting_together_keep_one_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_link = os.link
+    theirs = "t" * 64
+
+    def another_process_won(src: str, dst: str) -> None:
+        Path(dst).write_text(theirs)  # the other process linked its key first
+        real_link(src, dst)
+
+    monkeypatch.setattr(os, "link", another_process_won)
+    assert Settings(data_dir=tmp_path).secret() == theirs
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["secret_key"]
