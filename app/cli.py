@@ -32,7 +32,7 @@ def prepare(settings: Settings) -> tuple[str | None, int | None]:
     settings.secret()  # generated and kept in the data folder on first start
     database = create_database(settings.resolved_database_url)
     try:
-        upgrade(database.write)
+        upgrade(database.write, secret=settings.secret())
         with database.session() as session:
             store.seed_reference(session=session)
             if not store.is_empty(session=session):
@@ -97,7 +97,7 @@ def _safe_url(url: str) -> str:
 def migrate(_: argparse.Namespace) -> int:
     settings = get_settings()
     database = create_database(settings.resolved_database_url)
-    upgrade(database.write)
+    upgrade(database.write, secret=settings.secret())
     with database.session() as session:
         store.seed_reference(session=session)
     database.dispose()
@@ -108,7 +108,7 @@ def migrate(_: argparse.Namespace) -> int:
 def create_api_key(args: argparse.Namespace) -> int:
     settings = get_settings()
     prepare_only = create_database(settings.resolved_database_url)
-    upgrade(prepare_only.write)
+    upgrade(prepare_only.write, secret=settings.secret())
     with prepare_only.session() as session:
         store.seed_reference(session=session)
         key = store.create_api_key(session=session, name=args.name, scopes=args.scopes)
@@ -130,7 +130,7 @@ def create_admin(args: argparse.Namespace) -> int:
     settings = get_settings()
     database = create_database(settings.resolved_database_url)
     try:
-        upgrade(database.write)
+        upgrade(database.write, secret=settings.secret())
         with database.session() as session:
             store.seed_reference(session=session)
             user = store.create_user(

@@ -64,9 +64,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "This ballot code is not known; check it and try again",
     ),
     "token_other_meeting": ("这个测评码不属于本次评议会", "This ballot code belongs to another meeting"),
-    "token_spent_different": (
-        "这个测评码已投过票，不能再次投票或修改",
-        "This ballot code has already been used; a ballot cannot be cast twice or changed",
+    "ballot_comment_control": (
+        "意见建议中含有无法保存的控制字符，请删去后再提交",
+        "The comment holds control characters that cannot be kept; remove them and send again",
     ),
     "token_void": ("这个测评码已作废", "This ballot code has been voided"),
     # meetings and lifecycle
@@ -77,6 +77,25 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "The meeting is {state}; it cannot be {action}",
     ),
     "meeting_reason_required": ("重新开启需要填写书面理由", "Reopening needs a written reason"),
+    "meeting_too_few_ballots": (
+        "本评议会只有 {ballots} 张测评票，少于 {k} 张时结束会公开这几张票的内容，不能结束。"
+        "请继续收票，或作废本次评议会",
+        "The meeting has {ballots} ballots; closing with fewer than {k} would publish what those few said."
+        " Collect more ballots, or cancel the meeting",
+    ),
+    "meeting_reclose_gap": (
+        "上一版结果有 {published} 张票，现有 {total} 张，只多 {added} 张。两版结果相差少于 {k} 张票时，"
+        "两相对比就能看出这几张票的内容，所以不能再次结束。请继续收票至至少 {needed} 张；"
+        "确需结束的，由管理员填写理由并确认此风险（记入操作日志）",
+        "The last result had {published} ballots and there are now {total}, only {added} more. Two versions that"
+        " differ by fewer than {k} ballots show what those ballots said when compared, so the meeting cannot"
+        " close again. Collect at least {needed} ballots in all; or an administrator may close it with a written"
+        " reason that accepts this risk (kept in the audit log)",
+    ),
+    "meeting_reclose_reason": (
+        "只有管理员可以在差额少于 {k} 张时再次结束，并须写明理由",
+        "Only an administrator may close again with fewer than {k} new ballots, and only with a written reason",
+    ),
     "meeting_not_closed": ("评议会尚未结束，没有最终结果", "The meeting is not closed; there is no final result yet"),
     "meeting_groups": ("评议人类别设置有误：{error}", "The rater groups are wrong: {error}"),
     "meeting_weights_sum": (

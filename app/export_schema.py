@@ -265,12 +265,29 @@ class AuditPublished(BaseModel):
     figures: FiguresPublic
 
 
+class AuditGroupCount(BaseModel):
+    group: str | None
+    ballots: int
+
+
+class AuditBreakdown(BaseModel):
+    """A version published before this one: its rater groups' counts and the groups it showed apart."""
+
+    counts: list[AuditGroupCount]
+    shown: list[str | None]
+
+
 class AuditRules(BaseModel):
     trim: int
     k: int
     component_weight: str
     flagged_rule: Literal["count", "exclude"]
     groups: list[GroupPublic]
+    earlier_versions: list[AuditBreakdown] = PydanticField(
+        default_factory=list,
+        description="what the versions before this one showed of the rater groups: a group is shown apart only"
+        " when no part of the breakdown changed by fewer than K ballots since them",
+    )
 
 
 class AuditBallot(BaseModel):

@@ -40,9 +40,10 @@ from app.routes.console import message_page, sign_in_redirect
 from app.routes.deps import error_response
 from app.routes.docs import mount_docs
 from app.routes.pages import STATIC_DIR, Page
+from app.sealing import ServerKeys
 from app.settings import Settings
 from app.webhooks import WebhookWorker
-from app.writer import BallotWriter
+from app.writer import BallotWriter, keep_scrubbing
 
 log = logging.getLogger("onsite_ballot")
 
@@ -141,12 +142,17 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     db = database or create_database(settings.resolved_database_url)
 
     hub = Hub(db)
-    writer = BallotWriter(db, k=settings.k_anonymity, hub=hub)
+    # Derived once from the secret: the ledger's code key and the root of every meeting's sealing key.
+    keys = ServerKeys.from_secret(settings.secret())
+    writer = BallotWriter(
+        db, k=settings.k_anonymity, keys=keys, hub=hub, mix_interval=settings.mix_interval_seconds
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await hub.start()
         writer.start()
+        scrubber = asyncio.create_task(keep_scrubbing(db), name="scrubber")
         webhooks = WebhookWorker(db, settings)
         if settings.webhook_worker:
             webhooks.start()
@@ -154,6 +160,9 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
         try:
             yield
         finally:
+            scrubber.cancel()
+            with suppress(asyncio.CancelledError):
+                await scrubber
             await webhooks.stop()
             await writer.stop()
             await hub.stop()
@@ -176,6 +185,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     app.state.db = db
     app.state.hub = hub
     app.state.writer = writer
+    app.state.keys = keys
     app.state.guard = GuessGuard()
 
     @app.exception_handler(DomainError)

@@ -20,10 +20,13 @@ def alembic_config(url: str) -> Config:
     return config
 
 
-def upgrade(engine: Engine) -> None:
+def upgrade(engine: Engine, *, secret: str | None = None) -> None:
+    """Migrate to the latest schema. ``secret``: the server's, for the one migration that needs it
+    (codes kept as plain hashes before 2026-12-02 become keyed ones); without it, the settings'."""
     config = alembic_config(str(engine.url.render_as_string(hide_password=False)))
     with engine.connect() as conn:
         config.attributes["connection"] = conn
+        config.attributes["secret"] = secret
         command.upgrade(config, "head")
 
 

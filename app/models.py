@@ -10,7 +10,7 @@ import datetime as dt
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field as PydanticField
-from sqlalchemy import Column, ForeignKeyConstraint, Index, Text
+from sqlalchemy import Column, ForeignKeyConstraint, Index, LargeBinary, Text
 from sqlmodel import Field, SQLModel
 
 MeetingState = Literal["draft", "open", "closed"]
@@ -75,20 +75,53 @@ class Meeting(SQLModel, table=True):
 
 
 class BallotToken(SQLModel, table=True):
-    """The eligibility ledger: who may vote, as hashes. No time, no link to a ballot."""
+    """The eligibility ledger: who may vote, as keyed hashes. No time, no link to a ballot, and no
+    fingerprint of one: a spent code answers "already counted" whatever is sent with it."""
 
     __tablename__ = "ballot_token"
-    # Counting a meeting's live codes (the tally's "issued") from the index alone, at any size.
-    __table_args__ = (Index("ix_ballot_token_meeting_void", "meeting_id", "void"),)
+    __table_args__ = (
+        # Counting a meeting's live codes (the tally's "issued") from the index alone, at any size.
+        Index("ix_ballot_token_meeting_void", "meeting_id", "void"),
+        # Without a rowid, SQLite cannot reveal the order codes were minted in (a card's place on
+        # the printed sheet) or claimed in.
+        {"sqlite_with_rowid": False},
+    )
 
-    hash: str = Field(primary_key=True, max_length=64)
+    hash: str = Field(primary_key=True, max_length=64)  # app.sealing.ServerKeys.code_hash
     meeting_id: int = Field(foreign_key="meeting.id", index=True)
     group_key: str | None = Field(default=None, max_length=32)
     used: bool = False
     void: bool = False
-    # Tells a retry from a different ballot on a spent code while the meeting is open; keyed
-    # by the code, which is not stored, and erased at close (see app.tokens).
-    fingerprint: str | None = Field(default=None, max_length=64)
+
+
+class SealedBallot(SQLModel, table=True):
+    """A ballot between the spend of its code and its mixing: sealed under its meeting's key
+    (app.sealing), all of one size. Its id is random and is not the id it gets in the box."""
+
+    __tablename__ = "sealed_ballot"
+    __table_args__ = (Index("ix_sealed_ballot_meeting_id", "meeting_id"), {"sqlite_with_rowid": False})
+
+    id: str = Field(primary_key=True, max_length=32)
+    meeting_id: int = Field(foreign_key="meeting.id")
+    sealed: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class MeetingSeal(SQLModel, table=True):
+    """The salt of an open meeting's sealing key. Erased at close, which destroys the key."""
+
+    __tablename__ = "meeting_seal"
+
+    meeting_id: int = Field(foreign_key="meeting.id", primary_key=True)
+    salt: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class Turnout(SQLModel, table=True):
+    """Codes spent, and how many of their ballots still wait sealed: counts only. Apart from the
+    tally, so that a spend rewrites no page that holds figures."""
+
+    meeting_id: int = Field(foreign_key="meeting.id", primary_key=True)
+    ballots: int = 0
+    sealed: int = 0
 
 
 class Ballot(SQLModel, table=True):
@@ -110,10 +143,11 @@ class Ballot(SQLModel, table=True):
 
 
 class Tally(SQLModel, table=True):
-    """Live turnout, and the figures last published (they move only in steps of K)."""
+    """The ballots mixed into the box so far, and the figures last published: written only when a
+    group of at least K is mixed, and at close (turnout is in ``Turnout``)."""
 
     meeting_id: int = Field(foreign_key="meeting.id", primary_key=True)
-    ballot_count: int = 0
+    ballot_count: int = 0  # ballots in the box
     published_count: int = 0
     # The figures as FiguresPublic JSON, once the meeting has closed (the recount).
     published: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
@@ -134,6 +168,9 @@ class Result(SQLModel, table=True):
     digest: str = Field(max_length=64)
     ballot_count: int
     created_at: dt.datetime = Field(default_factory=utcnow)
+    # The rater groups' true counts and which were shown apart (app.disclosure.Breakdown as JSON),
+    # so that a later version can be held to it. Counts only.
+    breakdown: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class AuditEvent(SQLModel, table=True):
@@ -270,6 +307,15 @@ class MeetingPublic(BaseModel):
     state: MeetingState
 
 
+class CloseBody(ApiModel):
+    risk_reason: str = PydanticField(
+        default="",
+        max_length=1000,
+        description="closing again with fewer than K new ballots: an administrator's written reason, which names"
+        " the risk that comparing the two versions shows what those ballots said (kept in the audit log)",
+    )
+
+
 class ReopenBody(ApiModel):
     reason: str = PydanticField(min_length=1, max_length=1000)
 
@@ -306,7 +352,9 @@ class BallotSubmit(ApiModel):
 
     token: str = PydanticField(min_length=1, max_length=64)
     answers: dict[str, Any]
-    comment: str | None = PydanticField(default=None, max_length=2000)
+    # At most app.templates.COMMENT_MAX_CHARS characters, checked with the answers once the code
+    # is known to be unspent: a spent code answers "already counted" whatever comes with it.
+    comment: str | None = PydanticField(default=None, description="意见建议, at most 500 characters")
 
 
 class BallotReceipt(BaseModel):
@@ -380,7 +428,8 @@ class TallyPublic(BaseModel):
     ballots_counted: int
     k: int
     published_at_count: int = PydanticField(
-        description="the ballot count the figures were computed at (a multiple of K, or all at close)"
+        description="how many ballots the figures were computed from: they move only when a group of at least K"
+        " ballots is mixed into the box (at least K always wait for the next group), and at close"
     )
     figures: FiguresPublic | None
 

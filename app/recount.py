@@ -1,7 +1,7 @@
 """The audit export and its recount: a closed meeting's raw ballots, shuffled, and the figures again.
 
 Pure. The recount uses the very functions the server closes a meeting with (``figures_for`` and
-``ballot_set_digest`` in app.store, which touch no database), so the file alone reproduces the
+``ballot_set_digest`` in app.figures, which touch no database), so the file alone reproduces the
 published result or shows where it differs.
 """
 
@@ -16,18 +16,21 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
+from app.disclosure import Breakdown
 from app.errors import Invalid
 from app.export_schema import (
     AUDIT_FORMAT,
     AuditBallot,
+    AuditBreakdown,
     AuditFile,
+    AuditGroupCount,
     AuditMeeting,
     AuditPublished,
     AuditRules,
 )
+from app.figures import StoredBallot, ballot_set_digest, figures_for
 from app.models import Category, FiguresPublic, GroupPublic, Meeting, Result, Unit
 from app.scoring import canonical_json
-from app.store import StoredBallot, ballot_set_digest, figures_for
 from app.templates import BallotTemplate, parse_template
 
 CSV_GROUP = "group"
@@ -44,6 +47,7 @@ def build_audit_file(
     template: BallotTemplate,
     ballots: Sequence[StoredBallot],
     k: int,
+    earlier: Sequence[Breakdown] = (),
     rng: random.Random | None = None,
 ) -> AuditFile:
     """The file an auditor gets. Ballots are shuffled by the OS's randomness: their order in the
@@ -73,6 +77,13 @@ def build_audit_file(
             component_weight=meeting.component_weight,
             flagged_rule="exclude" if meeting.flagged_rule == "exclude" else "count",
             groups=[GroupPublic(**group) for group in json.loads(meeting.groups)],
+            earlier_versions=[
+                AuditBreakdown(
+                    counts=[AuditGroupCount(group=key, ballots=n) for key, n in before.counts.items()],
+                    shown=sorted(before.shown, key=str),
+                )
+                for before in earlier
+            ],
         ),
         template=template.model_dump(mode="json"),
         ballots=shuffled,
@@ -142,6 +153,16 @@ def _parse_csv(text: str) -> AuditFile:
 
 
 @dataclass(frozen=True)
+class _RulesRead:
+    """The meeting's settings as the file gives them (app.figures.MeetingSettings)."""
+
+    groups: str
+    trim: int
+    component_weight: str
+    flagged_rule: str
+
+
+@dataclass(frozen=True)
 class Recount:
     digest: str
     figures: FiguresPublic
@@ -164,22 +185,17 @@ def recount(file: AuditFile) -> Recount:
         raise Invalid("audit_digest", published=file.published.digest, computed=digest)
     template = parse_template(file.template)
     rules = file.rules
-    # A meeting that lives only in memory: figures_for reads its groups and rules, nothing else.
-    meeting = Meeting(
-        unit_id=0,
-        year=file.meeting.year,
-        date=file.meeting.date,
-        title=file.meeting.title,
-        template_id=template.id,
-        template_version=template.version,
-        mode="cards",
-        attendance=len(ballots),
+    settings = _RulesRead(
         groups=canonical_json([group.model_dump() for group in rules.groups]),
         trim=rules.trim,
         component_weight=rules.component_weight,
         flagged_rule=rules.flagged_rule,
     )
-    figures = figures_for(template=template, meeting=meeting, ballots=ballots, k=rules.k)
+    earlier = [
+        Breakdown(counts={c.group: c.ballots for c in before.counts}, shown=frozenset(before.shown))
+        for before in rules.earlier_versions
+    ]
+    figures, _ = figures_for(template=template, meeting=settings, ballots=ballots, k=rules.k, earlier=earlier)
     return Recount(digest, figures, _differences(file.published.figures, figures))
 
 

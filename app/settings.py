@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     # How long a request body may take to arrive: a phone on a weak signal sends 8 KiB in well under
     # this; a client trickling bytes to hold connections open does not.
     max_body_seconds: float = 15.0
+    # How often an open meeting's sealed ballots may be mixed into the box (and its live figures
+    # move), unless many are waiting (app.writer). Tests set 0 to mix as soon as a group is due.
+    mix_interval_seconds: float = 1.0
     # Webhooks: the first retry waits webhook_backoff_seconds, each next one twice as long up to
     # webhook_backoff_max_seconds; a delivery is retried for webhook_retry_hours before it is
     # given up (the issue asks for at least 24 hours). Tests set these to fractions of a second.

@@ -6,6 +6,7 @@ Pure: no web or database imports. A template is data (JSON); see app/data/defaul
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from functools import cache, cached_property
@@ -14,9 +15,15 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from app.errors import Problem, invalid_with
+from app.errors import Invalid, Problem, invalid_with
 
 TOTAL_POINTS = Decimal(100)
+# A comment may hold this many characters. Comments on paper are a few lines; the limit also sets
+# the size every sealed ballot is padded to (app.sealing), so it is kept modest.
+COMMENT_MAX_CHARS = 500
+# Line breaks and tabs are what a person types; other control characters (NUL among them, which
+# PostgreSQL cannot store in text) are not.
+COMMENT_ALLOWED_CONTROLS = frozenset("\n\r\t")
 # Numbers are entered in half points: finer steps invite false precision on a phone.
 NUMBER_STEP = Decimal("0.5")
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,32}$"
@@ -227,6 +234,20 @@ def parse_answers(template: BallotTemplate, raw: Mapping[str, object]) -> dict[s
     if problems:
         raise invalid_with(problems)
     return canonical
+
+
+def read_comment(raw: str | None) -> str | None:
+    """A rater's comment as the box keeps it: trimmed, None when empty. Raise Invalid when it is too
+    long or holds control characters, so that both databases keep exactly the same text."""
+    comment = (raw or "").strip()
+    if len(comment) > COMMENT_MAX_CHARS:
+        raise Invalid("ballot_comment_too_long", max=COMMENT_MAX_CHARS, length=len(comment))
+    if any(
+        (unicodedata.category(ch) == "Cc" and ch not in COMMENT_ALLOWED_CONTROLS) or unicodedata.category(ch) == "Cs"
+        for ch in comment
+    ):
+        raise Invalid("ballot_comment_control")
+    return comment or None
 
 
 def _to_decimal(value: object) -> Decimal | None:

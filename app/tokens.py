@@ -39,16 +39,17 @@ def printable(code: str) -> str:
     return "-".join(code[i : i + PRINT_GROUP] for i in range(0, len(code), PRINT_GROUP))
 
 
-def token_hash(code: str) -> str:
-    """What the eligibility ledger keeps instead of the code."""
+def plain_hash(code: str) -> str:
     return hashlib.sha256(code.encode("ascii")).hexdigest()
 
 
-def answers_fingerprint(code: str, canonical_answers: str) -> str:
-    """Lets a retry with the same answers be told from a different ballot on a spent code.
+def token_hash(code: str, ledger_key: bytes) -> str:
+    """What the eligibility ledger keeps instead of the code: keyed by a key derived from the
+    server's secret (app.sealing.ServerKeys), so that a copy of the database alone cannot be
+    searched for the 49-bit codes offline."""
+    return keyed_hash(plain_hash(code), ledger_key)
 
-    Keyed by the code itself, which the database never holds: someone with only the database
-    cannot compute it for a ballot in the box, so it does not link the ledger to the box.
-    It is erased when the meeting closes.
-    """
-    return hmac.new(code.encode("ascii"), canonical_answers.encode("utf-8"), "sha256").hexdigest()
+
+def keyed_hash(plain: str, ledger_key: bytes) -> str:
+    """The keyed form of a code's SHA-256: also how the plain hashes kept before were converted."""
+    return hmac.new(ledger_key, plain.encode("ascii"), "sha256").hexdigest()

@@ -2,9 +2,14 @@
 
 A commit per request pays one fsync per ballot; when 200 phones press submit together that
 serialises on the disk. Here each request puts its ballot on a queue and waits; one task takes
-everything waiting (and the rest of a burst still arriving, see _gather), writes it in one
-transaction on a worker thread, and answers every request only after that transaction is on disk.
-A batch that fails as a whole is retried ballot by ballot, so one bad ballot cannot sink the others.
+everything waiting (and the rest of a burst still arriving, see _gather), spends the codes and
+keeps the ballots sealed in one transaction on a worker thread, and answers every request only
+after that transaction is on disk. A batch that fails as a whole is retried ballot by ballot, so
+one bad ballot cannot sink the others.
+
+Between batches the same task mixes: once 2K ballots of a meeting wait sealed, it moves all but K
+of them into the box in a transaction of its own (app.store.box), at most once a second per
+meeting unless many are waiting. Phones are answered first; mixing never holds up an answer.
 """
 
 from __future__ import annotations
@@ -16,8 +21,10 @@ from contextlib import suppress
 
 from app import store
 from app.db import Database
+from app.disclosure import mix_due
 from app.errors import DomainError
 from app.live import Hub
+from app.sealing import ServerKeys
 
 log = logging.getLogger("onsite_ballot.writer")
 
@@ -30,6 +37,11 @@ GATHER_SLICE_SECONDS = 0.001
 # A batch slower than this is logged: the disk or the database is making phones wait (a busy
 # server stores a batch of 64 in about 0.1 s).
 SLOW_BATCH_SECONDS = 0.25
+# A meeting is mixed at most this often while it is open (settings.mix_interval_seconds): each
+# mix is a publication of the live figures and a transaction of its own, and once a second is as
+# often as a dashboard can show; unless this many ballots wait sealed: a mix's work grows with its size, and a large one
+# would hold up the next batch's phones.
+MIX_AT_ONCE = 256
 
 
 class WriterUnavailable(RuntimeError):
@@ -37,12 +49,21 @@ class WriterUnavailable(RuntimeError):
 
 
 class BallotWriter:
-    def __init__(self, database: Database, *, k: int, hub: Hub | None = None) -> None:
+    def __init__(
+        self, database: Database, *, k: int, keys: ServerKeys, hub: Hub | None = None, mix_interval: float = 1.0
+    ) -> None:
         self._database = database
         self._k = k
+        self._keys = keys
         self._hub = hub
+        self._mix_interval = mix_interval
+        self._working = False
+        # meeting id -> when it may be mixed next; and when each was last mixed (loop time).
+        self._due: dict[int, float] = {}
+        self._mixed_at: dict[int, float] = {}
         self._stopped = False
-        self._queue: asyncio.Queue[tuple[store.Submission, asyncio.Future[store.Outcome]]] = asyncio.Queue()
+        # Ballots waiting, and None when a mix falls due with no ballot to wake the writer.
+        self._queue: asyncio.Queue[tuple[store.Submission, asyncio.Future[store.Outcome]] | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -76,12 +97,18 @@ class BallotWriter:
         for as long as the loop is busy (a slice ends late) or a slice brings more ballots, never
         longer than GATHER_SECONDS in all. A lone ballot on a quiet server waits one slice.
         """
-        batch = [await self._queue.get()]
         loop = asyncio.get_running_loop()
+        first = await self._queue.get()
+        self._working = True
+        if first is None:
+            return []  # a mix fell due (see _schedule)
+        batch = [first]
         deadline = loop.time() + GATHER_SECONDS
         while True:
             while len(batch) < MAX_BATCH and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+                item = self._queue.get_nowait()
+                if item is not None:
+                    batch.append(item)
             if len(batch) >= MAX_BATCH or loop.time() >= deadline:
                 return batch
             before, started = len(batch), loop.time()
@@ -91,53 +118,139 @@ class BallotWriter:
                 return batch
 
     async def _run(self) -> None:
+        try:
+            await asyncio.to_thread(self._mix, self._recover())
+        except Exception as exc:
+            log.error("mixing after a restart failed: %s", type(exc).__name__)
         while True:
+            self._working = False
             batch = await self._gather()
-            try:
-                outcomes = await asyncio.to_thread(self._write, [sub for sub, _ in batch])
-            except Exception as exc:
-                # The exception's type only: its text could quote a token.
-                log.error("ballot writer failed: %s", type(exc).__name__)
-                outcomes = [store.Outcome(error=WriteFailed("internal"))] * len(batch)
-            for (_, future), outcome in zip(batch, outcomes, strict=True):
-                if not future.done():
-                    future.set_result(outcome)
+            if batch:
+                try:
+                    spent = await asyncio.to_thread(self._write, [sub for sub, _ in batch])
+                except Exception as exc:
+                    # The exception's type only: its text could quote a token.
+                    log.error("ballot writer failed: %s", type(exc).__name__)
+                    spent = store.Spent([store.Outcome(error=WriteFailed("internal"))] * len(batch), {})
+                for (_, future), outcome in zip(batch, spent.outcomes, strict=True):
+                    if not future.done():
+                        future.set_result(outcome)
+                self._schedule(spent.sealed)
+            now = asyncio.get_running_loop().time()
+            ready = sorted(meeting for meeting, when in self._due.items() if when <= now)
+            if ready:
+                for meeting in ready:
+                    del self._due[meeting]
+                    self._mixed_at[meeting] = now
+                try:
+                    await asyncio.to_thread(self._mix, ready)
+                except Exception as exc:
+                    # The ballots stay sealed and safe; the next batch of the meeting tries again.
+                    log.error("mixing failed: %s", type(exc).__name__)
 
-    def _write(self, submissions: list[store.Submission]) -> list[store.Outcome]:
+    async def idle(self) -> None:
+        """Return once nothing waits: no ballot queued, no batch being written, no mix due now.
+
+        For tests and for an orderly stop; a mix planned for later (the interval) does not count."""
+        loop = asyncio.get_running_loop()
+        while (
+            not self._queue.empty()
+            or self._working
+            or any(when <= loop.time() for when in self._due.values())
+        ):
+            await asyncio.sleep(0.002)
+
+    def _schedule(self, sealed: dict[int, int]) -> None:
+        """Note the meetings that have a group to mix, and when they may be mixed."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for meeting, waiting in sealed.items():
+            if not mix_due(waiting, k=self._k):
+                continue
+            if waiting >= MIX_AT_ONCE:
+                self._due[meeting] = now
+                continue
+            if meeting in self._due:
+                continue
+            when = self._mixed_at.get(meeting, now - self._mix_interval) + self._mix_interval
+            self._due[meeting] = when
+            if when > now:
+                loop.call_at(when, self._queue.put_nowait, None)
+
+    def _recover(self) -> list[int]:
+        """Meetings with a group due when the writer starts: ballots sealed before a crash or a stop."""
+        with self._database.reading() as conn:
+            return store.meetings_due(conn=conn, k=self._k)
+
+    def _mix(self, meetings: list[int]) -> None:
+        """Mix each due meeting in a transaction of its own, and tell its dashboards."""
+        mixed = set()
+        for meeting in meetings:
+            with self._database.writing() as conn:
+                if store.mix(conn=conn, meeting_id=meeting, keys=self._keys, k=self._k) and self._hub is not None:
+                    mixed.add(meeting)
+                    if self._hub.cross_worker:
+                        self._hub.announce(conn, {meeting})
+        if mixed and self._hub is not None and not self._hub.cross_worker:
+            self._hub.changed(mixed)
+
+    def _write(self, submissions: list[store.Submission]) -> store.Spent:
         started = time.monotonic()
-        outcomes = self._write_batch(submissions)
+        spent = self._write_batch(submissions)
         seconds = time.monotonic() - started
         if seconds > SLOW_BATCH_SECONDS:
             # Phones wait this long: worth a line for whoever watches the server (sizes only).
             log.warning("a batch of %d ballots took %.0f ms to store", len(submissions), seconds * 1000)
         if self._hub is not None and not self._hub.cross_worker:
-            # In this process only, and after the commit: a dashboard told now reads the new tally.
-            self._hub.changed(_changed(outcomes))
-        return outcomes
+            # In this process only, and after the commit: a dashboard told now reads the new turnout.
+            self._hub.changed(_changed(spent.outcomes))
+        return spent
 
-    def _write_batch(self, submissions: list[store.Submission]) -> list[store.Outcome]:
+    def _write_batch(self, submissions: list[store.Submission]) -> store.Spent:
         try:
             return self._commit(submissions)
         except Exception as exc:
             if len(submissions) == 1:
                 raise
             log.warning("batch of %d failed (%s); retrying one by one", len(submissions), type(exc).__name__)
-        outcomes = []
+        outcomes: list[store.Outcome] = []
+        sealed: dict[int, int] = {}
         for submission in submissions:
             try:
-                outcomes.extend(self._commit([submission]))
+                one = self._commit([submission])
             except Exception as exc:
                 log.error("ballot write failed: %s", type(exc).__name__)
                 outcomes.append(store.Outcome(error=WriteFailed("internal")))
-        return outcomes
+            else:
+                outcomes.extend(one.outcomes)
+                sealed.update(one.sealed)
+        return store.Spent(outcomes, sealed)
 
-    def _commit(self, submissions: list[store.Submission]) -> list[store.Outcome]:
+    def _commit(self, submissions: list[store.Submission]) -> store.Spent:
         with self._database.writing() as conn:
-            outcomes = store.submit_batch(conn=conn, submissions=submissions, k=self._k)
+            spent = store.submit_batch(conn=conn, submissions=submissions, keys=self._keys)
             if self._hub is not None and self._hub.cross_worker:
                 # Every worker's dashboards hear of it when this transaction commits, not before.
-                self._hub.announce(conn, _changed(outcomes))
-        return outcomes
+                self._hub.announce(conn, _changed(spent.outcomes))
+        return spent
+
+
+# How often a scrub that could not finish (app.store.box.scrub) is tried again.
+SCRUB_RETRY_SECONDS = 60.0
+
+
+async def keep_scrubbing(database: Database) -> None:
+    """Scrub once at start (a close before a crash may not have), then again whenever a close's
+    scrub could not finish, until one does."""
+    store.box.scrub_wanted = True
+    while True:
+        if store.box.scrub_wanted:
+            try:
+                if await asyncio.to_thread(store.scrub, database.write):
+                    store.box.scrub_wanted = False
+            except Exception as exc:
+                log.error("scrub failed: %s", type(exc).__name__)
+        await asyncio.sleep(SCRUB_RETRY_SECONDS)
 
 
 def _changed(outcomes: list[store.Outcome]) -> set[int]:

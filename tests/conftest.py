@@ -14,12 +14,15 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from app import store
 from app.db import Database, create_database, metadata
+from app.figures import StoredBallot
 from app.main import create_app
 from app.migrate import upgrade
+from app.models import MeetingSeal, SealedBallot
+from app.sealing import Sealer, ServerKeys
 from app.settings import Settings
 
 TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
@@ -70,7 +73,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def settings(database_url: str, tmp_path: Path) -> Settings:
     return Settings(
         data_dir=tmp_path / "data", database_url=database_url, secret_key=TEST_SECRET,  # type: ignore[arg-type]
-        environment="test", base_url="http://testserver",
+        environment="test", base_url="http://testserver", mix_interval_seconds=0,
     )
 
 
@@ -98,6 +101,8 @@ def auth(api_key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {api_key}"}
 
 
+# The keys a test server derives from TEST_SECRET: the ledger's code key and the sealing root.
+KEYS = ServerKeys.from_secret(TEST_SECRET)
 ALL_A = {f"p{i:02d}": "A" for i in range(1, 20)}
 
 
@@ -117,6 +122,26 @@ def open_meeting(client: TestClient, auth: dict[str, str], **overrides: Any) -> 
     r = client.post(f"/api/v1/meetings/{meeting['id']}/open", headers=auth)
     assert r.status_code == 200, r.text
     return r.json()  # type: ignore[no-any-return]
+
+
+def kept_ballots(database: Database, meeting_id: int) -> list[StoredBallot]:
+    """Every ballot the database keeps for a meeting: those in the box, and those still sealed,
+    opened with the test server's keys (which only a holder of the secret can do)."""
+    with database.reading() as conn:
+        kept = store.meeting_ballots(conn=conn, meeting_id=meeting_id)
+        salt = conn.execute(select(MeetingSeal.salt).where(MeetingSeal.meeting_id == meeting_id)).scalar()
+        sealed = conn.execute(select(SealedBallot.sealed).where(SealedBallot.meeting_id == meeting_id)).scalars().all()
+    if sealed:
+        assert salt is not None, "sealed ballots wait for a meeting whose key is gone"
+        sealer = Sealer(KEYS.meeting_key(salt), meeting_id, size=0)
+        for content in map(sealer.open, sealed):
+            kept.append(StoredBallot(content.group, content.answers, content.comment))
+    return kept
+
+
+def settle(client: TestClient) -> None:
+    """Wait until the server's writer has stored what was sent and mixed every group that is due."""
+    client.portal.call(client.app.state.writer.idle)  # type: ignore[attr-defined, union-attr]
 
 
 def mint(client: TestClient, auth: dict[str, str], meeting_id: int, count: int, group: str | None = None) -> list[str]:

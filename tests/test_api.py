@@ -10,8 +10,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select, text
 
 from app.db import Database
-from app.models import AuditEvent, Ballot, BallotToken
-from tests.conftest import ALL_A, mint, open_meeting
+from app.models import AuditEvent, Ballot, BallotToken, SealedBallot
+from app.scoring import canonical_json
+from tests.conftest import ALL_A, mint, open_meeting, settle
 
 
 def answers(*grades: str) -> dict[str, str]:
@@ -19,9 +20,17 @@ def answers(*grades: str) -> dict[str, str]:
     return {f"p{i:02d}": grades[(i - 1) % len(grades)] for i in range(1, 20)}
 
 
+def cast(client: TestClient, codes: list[str], *patterns: tuple[str, ...]) -> None:
+    for code, pattern in zip(codes, patterns, strict=True):
+        r = client.post("/api/v1/ballots", json={"token": code, "answers": answers(*pattern)})
+        assert r.status_code == 201, r.text
+
+
 def db_counts(database: Database) -> tuple[int, int, int]:
+    """Ballots kept (in the box or still sealed), codes spent, codes minted."""
     with database.reading() as conn:
         ballots = conn.execute(select(func.count()).select_from(Ballot)).scalar_one()
+        ballots += conn.execute(select(func.count()).select_from(SealedBallot)).scalar_one()
         used = conn.execute(select(func.count()).select_from(BallotToken).where(BallotToken.used.is_(True))).scalar_one()  # type: ignore[attr-defined]
         tokens = conn.execute(select(func.count()).select_from(BallotToken)).scalar_one()
     return ballots, used, tokens
@@ -127,6 +136,15 @@ def test_lifecycle_and_illegal_transitions(client: TestClient, auth: dict[str, s
     assert client.get(f"/api/v1/meetings/{meeting_id}/result", headers=auth).status_code == 409
     assert client.post(f"/api/v1/meetings/{meeting_id}/open", headers=auth).status_code == 200
     assert client.post(f"/api/v1/meetings/{meeting_id}/open", headers=auth).status_code == 409
+    r = client.post(f"/api/v1/meetings/{meeting_id}/close", headers=auth)
+    assert (r.status_code, r.json()["code"]) == (409, "meeting_too_few_ballots")
+    assert r.json()["detail"] == (
+        "本评议会只有 0 张测评票，少于 5 张时结束会公开这几张票的内容，不能结束。请继续收票，或作废本次评议会"
+    )
+    cast(client, mint(client, auth, meeting_id, 4), *[("A",)] * 4)
+    r = client.post(f"/api/v1/meetings/{meeting_id}/close", headers=auth, json={"risk_reason": "只来了四个人"})
+    assert (r.status_code, r.json()["code"]) == (409, "meeting_too_few_ballots")  # no reason lets four through
+    cast(client, mint(client, auth, meeting_id, 1), ("B",))
     assert client.post(f"/api/v1/meetings/{meeting_id}/close", headers=auth).status_code == 200
     r = client.post(f"/api/v1/meetings/{meeting_id}/reopen", json={"reason": "   "}, headers=auth)
     assert r.status_code == 422
@@ -135,7 +153,7 @@ def test_lifecycle_and_illegal_transitions(client: TestClient, auth: dict[str, s
     assert r.json()["state"] == "open"
     with database.reading() as conn:
         events = conn.execute(select(AuditEvent.actor, AuditEvent.action, AuditEvent.detail).order_by(AuditEvent.id)).all()  # type: ignore[arg-type]
-    assert [(a, b) for a, b, _ in events][-5:] == [
+    assert [(a, b) for a, b, _ in events if b != "tokens.mint"][-5:] == [
         ("api:tests", "unit.create"), ("api:tests", "meeting.create"), ("api:tests", "meeting.open"),
         ("api:tests", "meeting.close"), ("api:tests", "meeting.reopen"),
     ]
@@ -173,28 +191,44 @@ def test_ten_ballots_to_a_hand_checked_result(client: TestClient, auth: dict[str
     assert db_counts(database) == (10, 10, 10)
 
 
-def test_resubmit_same_answers_is_already_counted(client: TestClient, auth: dict[str, str], database: Database) -> None:
+def test_a_spent_code_answers_already_counted_whatever_comes_with_it(
+    client: TestClient, auth: dict[str, str], database: Database
+) -> None:
+    """No receipt: the answer to a spent code proves nothing about the ballot it counted."""
     meeting = open_meeting(client, auth)
     [code] = mint(client, auth, meeting["id"], 1)
     body = {"token": code, "answers": ALL_A, "comment": "很好"}
     assert client.post("/api/v1/ballots", json=body).status_code == 201
-    r = client.post("/api/v1/ballots", json=body)
-    assert r.status_code == 200
-    assert r.json()["status"] == "already_counted"
-    # Forgiving the typed form of the same code.
-    lower = code.lower()[:3] + "-" + code.lower()[3:]
-    assert client.post("/api/v1/ballots", json={**body, "token": lower}).status_code == 200
-    r = client.post("/api/v1/ballots", json={**body, "answers": answers("B")})
-    assert r.status_code == 409
-    assert r.json()["code"] == "token_spent_different"
+    lower = code.lower()[:3] + "-" + code.lower()[3:]  # the typed form of the same code
+    probes = [
+        body,  # a retry
+        {**body, "token": lower},
+        {**body, "answers": answers("B")},  # different answers
+        {**body, "comment": "不好"},  # a different comment, as a coercer might dictate
+        {"token": code, "answers": answers("D")},
+        {"token": code, "answers": {"p01": "Z"}},  # answers that could never have been cast
+        {"token": code, "answers": {}, "comment": "x" * 600},  # a comment longer than any allowed
+    ]
+    replies = [client.post("/api/v1/ballots", json=probe) for probe in probes]
+    assert {(r.status_code, r.text) for r in replies} == {
+        (200, '{"status":"already_counted","message":"这张测评票此前已经计入，无需再次提交。"}')
+    }
     assert db_counts(database) == (1, 1, 1)
+    # Nothing kept anywhere that could tell the cast answers from others: no column holds a
+    # function of the answers next to the code.
+    with database.reading() as conn:
+        ledger = repr(conn.execute(text("SELECT * FROM ballot_token")).all())
+    for text_of_ballot in (canonical_json(ALL_A), "很好"):
+        assert text_of_ballot not in ledger
 
 
 def _state(database: Database) -> list[Any]:
     with database.reading() as conn:
         return [
-            conn.execute(text("SELECT hash, used, fingerprint FROM ballot_token ORDER BY hash")).all(),
+            conn.execute(text("SELECT hash, used FROM ballot_token ORDER BY hash")).all(),
             conn.execute(text("SELECT id, answers FROM ballot ORDER BY id")).all(),
+            conn.execute(text("SELECT id, sealed FROM sealed_ballot ORDER BY id")).all(),
+            conn.execute(text("SELECT meeting_id, ballots, sealed FROM turnout ORDER BY meeting_id")).all(),
             conn.execute(text("SELECT ballot_count, published_count FROM tally ORDER BY meeting_id")).all(),
         ]
 
@@ -213,7 +247,8 @@ def test_bad_ballots_are_named_and_change_nothing(client: TestClient, auth: dict
         ({"token": code, "answers": {**ALL_A, "p03": "E"}}, 422, "ballot_unknown_grade", "测评要点 p03 的等级 E 无效，可选：A/B/C/D"),
         ({"token": "K7MQ2X9PAR", "answers": ALL_A}, 404, "token_unknown", "无法识别这个测评码，请核对后重新输入"),
         ({"token": "短码", "answers": ALL_A}, 404, "token_unknown", "无法识别这个测评码，请核对后重新输入"),
-        ({"token": spent, "answers": answers("B")}, 409, "token_spent_different", "这个测评码已投过票，不能再次投票或修改"),
+        ({"token": code, "answers": ALL_A, "comment": "\x00"}, 422, "ballot_comment_control", "意见建议中含有无法保存的控制字符，请删去后再提交"),
+        ({"token": code, "answers": ALL_A, "comment": "长" * 501}, 422, "ballot_comment_too_long", "意见建议最多 500 字，现为 501 字"),
         ({"token": code, "answers": ALL_A, "extra": 1}, 422, "request_invalid", "请求内容有误：body.extra: Extra inputs are not permitted"),
     ]
     for body, status, code_, detail in cases:
@@ -240,11 +275,12 @@ def test_numbers_template(client: TestClient, auth: dict[str, str], database: Da
     r = client.post("/api/v1/ballots", json={"token": code, "answers": {**full, "p01": 5.25}})
     assert (r.status_code, r.json()["detail"]) == (422, "测评要点 p01 的分数应为 0.5 的整数倍，收到 5.25")
     assert client.post("/api/v1/ballots", json={"token": code, "answers": {**full, "p01": 5.5}}).status_code == 201
-    assert client.post("/api/v1/ballots", json={"token": code2, "answers": full}).status_code == 201
+    for other in [code2, *mint(client, auth, meeting["id"], 3)]:
+        assert client.post("/api/v1/ballots", json={"token": other, "answers": full}).status_code == 201
     result = client.post(f"/api/v1/meetings/{meeting['id']}/close", headers=auth).json()
-    # (99.5 + 100) / 2 = 99.75 (two ballots: no trim)
-    assert result["figures"]["score"] == {"rounded": "99.75", "exact": "99.75"}
-    assert result["figures"]["component"] == {"rounded": "39.90", "exact": "39.9"}
+    # (99.5 + 4 × 100) / 5 = 99.9 (five ballots: no trim)
+    assert result["figures"]["score"] == {"rounded": "99.90", "exact": "99.9"}
+    assert result["figures"]["component"] == {"rounded": "39.96", "exact": "39.96"}
 
 
 def test_meeting_not_open_takes_no_ballot(client: TestClient, auth: dict[str, str], database: Database) -> None:
@@ -274,33 +310,41 @@ def test_token_minting_answers_codes_once(client: TestClient, auth: dict[str, st
     assert (r.status_code, r.json()["detail"]) == (422, "本评议会没有评议人类别 nobody")
 
 
-def test_tally_moves_in_steps_of_k(client: TestClient, auth: dict[str, str]) -> None:
+def test_tally_moves_only_when_a_group_of_k_is_mixed(
+    client: TestClient, auth: dict[str, str], database: Database
+) -> None:
     meeting = open_meeting(client, auth)
-    codes = mint(client, auth, meeting["id"], 7)
-    scores = []
+    codes = mint(client, auth, meeting["id"], 16)
+    steps = []
     for n, code in enumerate(codes, start=1):
-        client.post("/api/v1/ballots", json={"token": code, "answers": answers("A") if n % 2 else answers("B")})
+        r = client.post("/api/v1/ballots", json={"token": code, "answers": answers("A") if n % 2 else answers("B")})
+        assert r.status_code == 201
+        settle(client)
         tally = client.get(f"/api/v1/meetings/{meeting['id']}/tally", headers=auth).json()
-        assert tally["ballots_counted"] == n
-        assert tally["tokens_issued"] == 7
-        scores.append((tally["published_at_count"], tally["figures"] and tally["figures"]["score"]["exact"]))
-    # 5 ballots A,B,A,B,A -> (300 + 160) / 5 = 92 (no trim at 5)
-    assert scores == [(0, None)] * 4 + [(5, "92")] * 3
-    client.post(f"/api/v1/meetings/{meeting['id']}/close", headers=auth)
+        assert (tally["ballots_counted"], tally["tokens_issued"]) == (n, 16)
+        steps.append(tally["published_at_count"])
+        if tally["figures"] is not None:
+            # The figures are those of the ballots in the box: a recount of exactly what was mixed.
+            with database.reading() as conn:
+                totals = sorted(Decimal(t) for t in conn.execute(select(Ballot.total)).scalars())
+            assert len(totals) == tally["published_at_count"] == tally["figures"]["ballots"]
+            kept = totals[1:-1] if len(totals) > 5 else totals
+            assert Decimal(tally["figures"]["score"]["exact"]) == sum(kept) / len(kept)
+            assert all(g["score"] is None and g["ballots"] is None for g in tally["figures"]["groups"])
+    # 2K = 10 sealed: all but K are mixed (5); five more make 10 sealed again: 5 more are mixed.
+    assert steps == [0] * 9 + [5] * 5 + [10] * 2
+    r = client.post(f"/api/v1/meetings/{meeting['id']}/close", headers=auth)
     tally = client.get(f"/api/v1/meetings/{meeting['id']}/tally", headers=auth).json()
-    # 7 ballots: 4×100 + 3×80, drop one 100 and one 80 -> (300 + 160) / 5 = 92
-    assert (tally["published_at_count"], tally["figures"]["score"]["exact"]) == (7, "92")
+    # 16 ballots: 8 × 100 + 8 × 80, drop one 100 and one 80 -> (700 + 560) / 14 = 90
+    assert (tally["published_at_count"], tally["figures"]["score"]["exact"]) == (16, "90")
 
 
-def test_fingerprints_are_erased_at_close(client: TestClient, auth: dict[str, str], database: Database) -> None:
+def test_a_retry_after_close_is_already_counted(client: TestClient, auth: dict[str, str]) -> None:
     meeting = open_meeting(client, auth)
-    [code] = mint(client, auth, meeting["id"], 1)
-    client.post("/api/v1/ballots", json={"token": code, "answers": ALL_A})
-    client.post(f"/api/v1/meetings/{meeting['id']}/close", headers=auth)
-    with database.reading() as conn:
-        assert conn.execute(text("SELECT fingerprint FROM ballot_token")).scalars().all() == [None]
-    # A retry after close still lands on "already counted", never on an error page.
-    r = client.post("/api/v1/ballots", json={"token": code, "answers": ALL_A})
+    codes = mint(client, auth, meeting["id"], 5)
+    cast(client, codes, *[("A",)] * 5)
+    assert client.post(f"/api/v1/meetings/{meeting['id']}/close", headers=auth).status_code == 200
+    r = client.post("/api/v1/ballots", json={"token": codes[0], "answers": answers("C")})
     assert (r.status_code, r.json()["status"]) == (200, "already_counted")
 
 

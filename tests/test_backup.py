@@ -14,8 +14,8 @@ from sqlalchemy import func, select
 from app import cli, store
 from app.db import Database, create_database
 from app.migrate import upgrade
-from app.models import Ballot, BallotToken, MeetingCreate, Unit
-from tests.conftest import ALL_A
+from app.models import Ballot, BallotToken, MeetingCreate, SealedBallot, Unit
+from tests.conftest import ALL_A, KEYS
 
 
 @pytest.fixture
@@ -56,12 +56,14 @@ def cast(path: Path, unit_code: str, ballots: int) -> None:
         )
         assert meeting.id is not None
         store.open_meeting(session=session, actor="tests", meeting_id=meeting.id)
-        codes = store.mint_tokens(session=session, actor="tests", meeting_id=meeting.id, count=ballots, group=None)
-    with database.writing() as conn:
-        outcomes = store.submit_batch(
-            conn=conn, submissions=[store.Submission(code=c, answers=ALL_A, comment=None) for c, _ in codes], k=5
+        codes = store.mint_tokens(
+            session=session, actor="tests", meeting_id=meeting.id, count=ballots, group=None, keys=KEYS
         )
-    assert [o.status for o in outcomes] == ["counted"] * ballots
+    with database.writing() as conn:
+        spent = store.submit_batch(
+            conn=conn, submissions=[store.Submission(code=c, answers=ALL_A, comment=None) for c, _ in codes], keys=KEYS
+        )
+    assert [o.status for o in spent.outcomes] == ["counted"] * ballots
     database.dispose()
 
 
@@ -71,6 +73,7 @@ def contents(path: Path) -> tuple[list[str], int, int]:
     with database.reading() as conn:
         units = list(conn.execute(select(Unit.code).order_by(Unit.code)).scalars())
         ballots = conn.execute(select(func.count()).select_from(Ballot)).scalar_one()
+        ballots += conn.execute(select(func.count()).select_from(SealedBallot)).scalar_one()
         spent = conn.execute(select(func.count()).select_from(BallotToken).where(BallotToken.used.is_(True))).scalar_one()
     database.dispose()
     return units, ballots, spent

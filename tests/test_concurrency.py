@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 
 from app import store
 from app.db import Database
-from app.models import Ballot, BallotToken, Tally
-from tests.conftest import ALL_A, mint, open_meeting
+from app.models import BallotToken, SealedBallot, Turnout
+from tests.conftest import ALL_A, KEYS, mint, open_meeting
 
 PARALLEL = 16
 
@@ -27,18 +27,18 @@ def test_same_token_in_parallel_transactions_stores_one_ballot(
     def spend() -> str | None:
         start.wait()
         with database.writing() as conn:
-            [outcome] = store.submit_batch(
-                conn=conn, submissions=[store.Submission(code=code, answers=ALL_A, comment=None)], k=5
+            spent = store.submit_batch(
+                conn=conn, submissions=[store.Submission(code=code, answers=ALL_A, comment=None)], keys=KEYS
             )
-        return outcome.status
+        return spent.outcomes[0].status
 
     with ThreadPoolExecutor(PARALLEL) as pool:
         statuses = list(pool.map(lambda _: spend(), range(PARALLEL)))
     assert sorted(statuses, key=str) == ["already_counted"] * (PARALLEL - 1) + ["counted"]
     with database.reading() as conn:
-        assert conn.execute(select(func.count()).select_from(Ballot)).scalar_one() == 1
+        assert conn.execute(select(func.count()).select_from(SealedBallot)).scalar_one() == 1
         assert conn.execute(select(BallotToken.used)).scalars().all() == [True]
-        assert conn.execute(select(Tally.ballot_count)).scalar_one() == 1
+        assert conn.execute(select(Turnout.ballots, Turnout.sealed)).one() == (1, 1)
 
 
 def test_same_token_in_parallel_http_requests(client: TestClient, auth: dict[str, str], database: Database) -> None:
@@ -55,5 +55,5 @@ def test_same_token_in_parallel_http_requests(client: TestClient, auth: dict[str
         statuses = list(pool.map(post, codes))
     assert sorted(statuses) == [200] * (PARALLEL - 2) + [201, 201]
     with database.reading() as conn:
-        assert conn.execute(select(func.count()).select_from(Ballot)).scalar_one() == 2
-        assert conn.execute(select(Tally.ballot_count)).scalar_one() == 2
+        assert conn.execute(select(func.count()).select_from(SealedBallot)).scalar_one() == 2
+        assert conn.execute(select(Turnout.ballots)).scalar_one() == 2

@@ -19,14 +19,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 
-from app import tokens
 from app.db import create_database
-from app.models import Ballot, BallotToken, Tally
+from app.figures import StoredBallot, ballot_set_digest
+from app.models import Ballot, BallotToken, MeetingSeal, SealedBallot, Tally, Turnout
 from app.scoring import Rules, compute, exact, score_ballot
-from app.store import StoredBallot, ballot_set_digest
+from app.sealing import Sealer, ServerKeys
+from app.settings import Settings
 from app.templates import default_template, parse_answers
 from bench.client import Connection, post_json
 from bench.service import Api, Server, create_api_key, free_port, service, service_env
@@ -39,6 +40,8 @@ CLIENTS = 32
 # Kill once this many are acknowledged: well inside the stream, with many still in flight.
 KILL_AFTER = 120
 CRASH_DATABASE = "crashtest"
+# Reads that see one moment of the database: SQLite's read transaction already does.
+SNAPSHOT = {"sqlite": "SERIALIZABLE", "postgresql": "REPEATABLE READ"}
 POINTS = [f"p{i:02d}" for i in range(1, 20)]
 
 
@@ -135,41 +138,53 @@ def test_acknowledged_ballots_survive_sigkill(crash_database_url: str, tmp_path:
 
     server.start()
     try:
+        keys = ServerKeys.from_secret(Settings(data_dir=tmp_path / "data").secret())
         database = create_database(crash_database_url or f"sqlite:///{tmp_path / 'data' / 'onsite-ballot.db'}")
         try:
-            with database.reading() as conn:
-                stored = [
-                    (json.loads(answers), total)
-                    for answers, total in conn.execute(
-                        select(Ballot.answers, Ballot.total).where(Ballot.meeting_id == meeting_id)
-                    )
-                ]
+            # One snapshot for every read below: the restarted writer may be mixing meanwhile.
+            with database.read.connect().execution_options(isolation_level=SNAPSHOT[backend]) as conn:
+                boxed = conn.execute(
+                    select(Ballot.answers, Ballot.total).where(Ballot.meeting_id == meeting_id)
+                ).all()
+                salt = conn.execute(select(MeetingSeal.salt).where(MeetingSeal.meeting_id == meeting_id)).scalar()
+                sealed = conn.execute(
+                    select(SealedBallot.sealed).where(SealedBallot.meeting_id == meeting_id)
+                ).scalars().all()
                 used = set(conn.execute(select(BallotToken.hash).where(BallotToken.used.is_(True))).scalars())
-                tally_count = conn.execute(select(Tally.ballot_count).where(Tally.meeting_id == meeting_id)).scalar_one()
-                all_ballots = conn.execute(select(func.count()).select_from(Ballot)).scalar_one()
+                turnout = conn.execute(
+                    select(Turnout.ballots, Turnout.sealed).where(Turnout.meeting_id == meeting_id)
+                ).one()
+                box_count = conn.execute(select(Tally.ballot_count).where(Tally.meeting_id == meeting_id)).scalar_one()
         finally:
             database.dispose()
+        opened = [Sealer(keys.meeting_key(salt), meeting_id, 0).open(blob).answers for blob in sealed]
+        stored = [(json.loads(answers), total) for answers, total in boxed]
 
         sent = Counter(json.dumps(parse_answers(template, stream.answers[c]), sort_keys=True) for c in stream.attempted)
         acked = Counter(json.dumps(parse_answers(template, stream.answers[c]), sort_keys=True) for c in stream.acknowledged)
-        in_box = Counter(json.dumps(answers, sort_keys=True) for answers, _ in stored)
-        # Every acknowledged ballot is in the box, its token spent; nothing is there that was not sent.
-        assert acked - in_box == Counter()
-        assert in_box - sent == Counter()
-        assert {tokens.token_hash(c) for c in stream.acknowledged} <= used
-        # Ledger and box agree, and the live counter moved in the same transactions.
-        assert len(used) == len(stored) == tally_count == all_ballots
+        kept = Counter(json.dumps(answers, sort_keys=True) for answers in [*(a for a, _ in stored), *opened])
+        # Every acknowledged ballot is kept (in the box, or sealed and waiting), its token spent;
+        # nothing is there that was not sent.
+        assert acked - kept == Counter()
+        assert kept - sent == Counter()
+        assert {keys.code_hash(c) for c in stream.acknowledged} <= used
+        # Ledger, box and sealed ballots agree, and the counters moved in the same transactions.
+        assert len(used) == len(stored) + len(opened) == turnout.ballots
+        assert (turnout.sealed, box_count) == (len(opened), len(stored))
         # No half-written row: each ballot is a whole, valid ballot with its right total.
         for answers, total in stored:
             assert parse_answers(template, answers) == answers
             assert total == format(score_ballot(template, answers, None).total, "f")
+        for answers in opened:
+            assert parse_answers(template, answers) == answers
+        stored_count = len(stored) + len(opened)
 
         # The phones that got no answer send again: each is counted now or was already.
         unanswered = [c for c in stream.attempted if c not in set(stream.acknowledged)]
         statuses = asyncio.run(resend(server.port, unanswered, stream.answers))
         assert set(statuses) <= {200, 201}
-        assert statuses[200] == len(stored) - len(stream.acknowledged)
-        assert statuses[201] == len(stream.attempted) - len(stored)
+        assert statuses[200] == stored_count - len(stream.acknowledged)
+        assert statuses[201] == len(stream.attempted) - stored_count
 
         api = Api(server.base, key)
         result = api.close(meeting_id)

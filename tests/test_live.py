@@ -12,7 +12,8 @@ from sqlalchemy import text
 
 from app import cli, store
 from app.db import Database
-from tests.conftest import mint, open_meeting
+from app.figures import StoredBallot
+from tests.conftest import mint, open_meeting, settle
 from tests.test_access import PASSWORD, sign_in
 
 GRADES = "ABCD"
@@ -23,59 +24,68 @@ def varied(n: int) -> dict[str, str]:
     return {f"p{i:02d}": GRADES[(n * 7 + i * (n % 3 + 1)) % 4] for i in range(1, 20)}
 
 
+def kept_box(database: Database, meeting_id: int) -> list[StoredBallot]:
+    with database.reading() as conn:
+        return store.meeting_ballots(conn=conn, meeting_id=meeting_id)
+
+
 def published(client: TestClient, auth: dict[str, str], meeting_id: int) -> tuple[int, Any]:
     tally = client.get(f"/api/v1/meetings/{meeting_id}/tally", headers=auth).json()
     return tally["published_at_count"], tally["figures"]
 
 
-def test_published_figures_move_only_every_k_ballots_and_at_close(client: TestClient, auth: dict[str, str]) -> None:
+def test_published_figures_move_only_when_a_group_is_mixed_and_at_close(
+    client: TestClient, auth: dict[str, str]
+) -> None:
     meeting = open_meeting(client, auth)
     codes = mint(client, auth, meeting["id"], 43)
     history: list[tuple[int, int, str | None]] = []  # (ballots submitted, published at, score)
     for n, code in enumerate(codes, start=1):
         r = client.post("/api/v1/ballots", json={"token": code, "answers": varied(n), "comment": f"意见{n}"})
         assert r.status_code == 201
+        settle(client)
         count, figures = published(client, auth, meeting["id"])
         history.append((n, count, figures["score"]["exact"] if figures else None))
         assert figures is None or "comments" not in figures
-    changes = [n for (n, _, score), (_, _, before) in zip(history, [(0, 0, None), *history], strict=False)
-               if score != before]
-    assert changes == [5, 10, 15, 20, 25, 30, 35, 40]
-    assert [count for _, count, _ in history] == [0] * 4 + [5 * (n // 5) for n in range(5, 44)]
-    assert all(score is None for n, _, score in history if n < 5)
-    at_40 = history[39][2]
-    assert history[40][2] == history[41][2] == history[42][2] == at_40  # 41–43 publish nothing
+    # A group is mixed once 2K = 10 wait sealed, and takes all but K of them: 5 at the 10th ballot,
+    # 5 more at each fifth ballot after it; K always wait for the next group.
+    assert [count for _, count, _ in history] == [0] * 9 + [5 * (n // 5 - 1) for n in range(10, 44)]
+    assert all(score is None for n, _, score in history if n < 10)
+    # The score moves only when the count does.
+    for (_, count, score), (_, before_count, before) in zip(history[1:], history, strict=False):
+        assert score == before or count != before_count
     result = client.post(f"/api/v1/meetings/{meeting['id']}/close", headers=auth).json()
     count, figures = published(client, auth, meeting["id"])
-    assert count == 43
+    assert count == 43 and count - history[-1][1] >= 5  # the close adds the K and more kept back
     assert figures == result["figures"]
-    assert figures["score"]["exact"] != at_40
 
 
 def test_live_figures_are_rendered_from_the_tally_kept_at_the_step_and_equal_a_recount(
     client: TestClient, auth: dict[str, str], database: Database
 ) -> None:
     meeting = open_meeting(client, auth)
-    for n, code in enumerate(mint(client, auth, meeting["id"], 7), start=1):
+    for n, code in enumerate(mint(client, auth, meeting["id"], 12), start=1):
         assert client.post("/api/v1/ballots", json={"token": code, "answers": varied(n)}).status_code == 201
-        if n == 5:
-            count, at_five = published(client, auth, meeting["id"])
+        settle(client)
+        if n == 10:
+            count, at_ten = published(client, auth, meeting["id"])
     with database.reading() as conn:
         row = conn.execute(text("SELECT published, published_sums, state FROM tally")).one()
-    # The writer stored no figures: only counts and sums as they stood at the fifth ballot, and none
+    mixed = kept_box(database, meeting["id"])
+    # The mixer stored no figures: only counts and sums as they stood after the group, and none
     # of the single ballots the running tally keeps for trimming (its "canonical" answers).
     assert row.published is None
-    assert json.loads(row.published_sums)["ballots"] == 5
+    assert json.loads(row.published_sums)["ballots"] == 5 == len(mixed)
     assert '"canonical"' in row.state and '"canonical"' not in row.published_sums
     assert count == 5
-    assert published(client, auth, meeting["id"]) == (5, at_five)  # ballots 6 and 7 publish nothing
-    # Close a second meeting holding the same five ballots: its recount is what was shown live.
+    assert published(client, auth, meeting["id"]) == (5, at_ten)  # ballots 11 and 12 publish nothing
+    # Close a second meeting holding the five ballots that were mixed: its recount is what was shown live.
     other = open_meeting(client, auth, unit_code="JL002")
-    for n, code in enumerate(mint(client, auth, other["id"], 5), start=1):
-        assert client.post("/api/v1/ballots", json={"token": code, "answers": varied(n)}).status_code == 201
+    for ballot, code in zip(mixed, mint(client, auth, other["id"], 5), strict=True):
+        assert client.post("/api/v1/ballots", json={"token": code, "answers": ballot.answers}).status_code == 201
     result = client.post(f"/api/v1/meetings/{other['id']}/close", headers=auth).json()
-    assert at_five == result["figures"]
-    assert at_five["score"]["exact"] == result["figures"]["score"]["exact"] != "0"
+    assert at_ten == result["figures"]
+    assert at_ten["score"]["exact"] == result["figures"]["score"]["exact"] != "0"
 
 
 def test_verify_detects_a_ballot_changed_after_close(
@@ -103,18 +113,19 @@ def test_verify_detects_a_ballot_changed_after_close(
 
 def test_reclose_makes_a_new_result_version(client: TestClient, auth: dict[str, str], database: Database) -> None:
     meeting = open_meeting(client, auth)
-    codes = mint(client, auth, meeting["id"], 7)
+    codes = mint(client, auth, meeting["id"], 11)
     for n, code in enumerate(codes[:6], start=1):
         client.post("/api/v1/ballots", json={"token": code, "answers": varied(n)})
     first = client.post(f"/api/v1/meetings/{meeting['id']}/close", headers=auth).json()
-    client.post(f"/api/v1/meetings/{meeting['id']}/reopen", json={"reason": "一位评议人迟到"}, headers=auth)
-    client.post("/api/v1/ballots", json={"token": codes[6], "answers": varied(7)})
+    client.post(f"/api/v1/meetings/{meeting['id']}/reopen", json={"reason": "五位评议人迟到"}, headers=auth)
+    for n, code in enumerate(codes[6:], start=7):
+        client.post("/api/v1/ballots", json={"token": code, "answers": varied(n)})
     second = client.post(f"/api/v1/meetings/{meeting['id']}/close", headers=auth).json()
     assert (first["version"], second["version"]) == (1, 2)
-    assert (first["figures"]["ballots"], second["figures"]["ballots"]) == (6, 7)
+    assert (first["figures"]["ballots"], second["figures"]["ballots"]) == (6, 11)
     with database.reading() as conn:
         versions = conn.execute(text("SELECT version, ballot_count FROM result ORDER BY version")).all()
-    assert [tuple(v) for v in versions] == [(1, 6), (2, 7)]
+    assert [tuple(v) for v in versions] == [(1, 6), (2, 11)]
 
 
 def test_dashboard_hides_scores_below_k_and_shows_comments_after_close(
@@ -125,25 +136,34 @@ def test_dashboard_hides_scores_below_k_and_shows_comments_after_close(
                           role="admin")
     sign_in(client, "wang")
     meeting = open_meeting(client, auth)
-    codes = mint(client, auth, meeting["id"], 6)
-    for n, code in enumerate(codes[:4], start=1):
+    codes = mint(client, auth, meeting["id"], 10)
+    for n, code in enumerate(codes[:9], start=1):
         client.post("/api/v1/ballots", json={"token": code, "answers": varied(n), "comment": f"第{n}条意见"})
+    settle(client)
     page = client.get(f"/meetings/{meeting['id']}/live").text
-    assert "票数达到 5 张后才显示得分（下一次更新：第 5 张）" in page
-    assert 'data-live="ballots_counted">4<' in page
+    assert "已投票 9 张；至少 10 张票投出后才显示得分。" in page
+    assert 'data-live="ballots_counted">9<' in page
     assert "第1条意见" not in page
-    client.post("/api/v1/ballots", json={"token": codes[4], "answers": varied(5)})
+    client.post("/api/v1/ballots", json={"token": codes[9], "answers": varied(10)})
+    settle(client)
     fragment = client.get(f"/meetings/{meeting['id']}/live/fragment").text
+    assert "已计入得分的票数（已投票 10 张；其余的凑满一组后计入）" in fragment
+    assert "分类别得分在评议会结束后显示" in fragment
     score = client.get(f"/api/v1/meetings/{meeting['id']}/tally", headers=auth).json()["figures"]["score"]["rounded"]
     assert f"<b>{score}</b>" in fragment
     assert 'aria-label="各测评要点平均得分"' in fragment
     assert "第1条意见" not in fragment
+    # The projector shows no score while voting goes on, even when asked for one.
+    open_projector = client.get(f"/meetings/{meeting['id']}/projector?scores=1").text
+    assert f"<b>{score}</b>" not in open_projector and 'id="projector-score"' not in open_projector
     client.post(f"/api/v1/meetings/{meeting['id']}/close", headers=auth)
     closed = client.get(f"/meetings/{meeting['id']}/live").text
-    assert "意见建议（4 条，顺序已随机打乱）" in closed
-    assert all(f"第{n}条意见" in closed for n in range(1, 5))
+    assert "意见建议（9 条，顺序已随机打乱）" in closed
+    assert all(f"第{n}条意见" in closed for n in range(1, 10))
+    final = client.get(f"/api/v1/meetings/{meeting['id']}/tally", headers=auth).json()["figures"]["score"]["rounded"]
     projector = client.get(f"/meetings/{meeting['id']}/projector").text
-    assert f"<b>{score}</b>" not in projector and 'data-live="ballots_counted">5<' in projector
+    assert f"<b>{final}</b>" not in projector and 'data-live="ballots_counted">10<' in projector
+    assert f"<b>{final}</b>" in client.get(f"/meetings/{meeting['id']}/projector?scores=1").text
 
 
 def test_feedback_report_compares_with_peers_only_from_k_of_them(client: TestClient, auth: dict[str, str]) -> None:

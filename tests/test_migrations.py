@@ -18,11 +18,12 @@ def test_upgrade_to_head_matches_the_models(database: Database) -> None:
         assert compare_metadata(context, metadata) == []
 
 
-def test_ballot_table_has_no_rowid_on_sqlite(database: Database) -> None:
+@pytest.mark.parametrize("table", ["ballot", "ballot_token", "sealed_ballot"])
+def test_ballot_ledger_and_sealed_tables_have_no_rowid_on_sqlite(database: Database, table: str) -> None:
     if not database.is_sqlite:
         pytest.skip("WITHOUT ROWID is SQLite's; PostgreSQL tables have no rowid to leak")
     with database.reading() as conn:
-        sql = conn.execute(text("SELECT sql FROM sqlite_master WHERE name = 'ballot'")).scalar_one()
+        sql = conn.execute(text("SELECT sql FROM sqlite_master WHERE name = :t"), {"t": table}).scalar_one()
     assert sql.rstrip().endswith("WITHOUT ROWID")
 
 
@@ -31,8 +32,10 @@ def test_ballot_side_holds_no_time_address_or_token(database: Database) -> None:
     assert [c["name"] for c in inspector.get_columns("ballot")] == [
         "id", "meeting_id", "group_key", "answers", "total", "flagged", "comment",
     ]
+    # No fingerprint of a ballot beside its code: a spent code answers the same for anything.
     assert [c["name"] for c in inspector.get_columns("ballot_token")] == [
-        "hash", "meeting_id", "group_key", "used", "void", "fingerprint",
+        "hash", "meeting_id", "group_key", "used", "void",
     ]
+    assert [c["name"] for c in inspector.get_columns("sealed_ballot")] == ["id", "meeting_id", "sealed"]
     assert inspector.get_foreign_keys("ballot")[0]["referred_table"] == "meeting"
     assert [fk["referred_table"] for fk in inspector.get_foreign_keys("ballot_token")] == ["meeting"]

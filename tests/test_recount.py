@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from app import recount, store
+from app import figures, recount, store
 from app.cli import main
 from app.db import Database
 from app.errors import Invalid
@@ -77,7 +77,7 @@ def test_the_export_holds_answers_shuffled_and_no_ids(client: TestClient, auth: 
     assert set(body) == {"format", "meeting", "published", "rules", "template", "ballots"}
     assert all(set(ballot) == {"group", "answers", "comment"} for ballot in body["ballots"])
     assert body["rules"] == {"trim": 1, "k": 5, "component_weight": "0.4", "flagged_rule": "count",
-                             "groups": body["rules"]["groups"]}
+                             "groups": body["rules"]["groups"], "earlier_versions": []}
     with database.reading() as conn:
         ids = conn.execute(text("SELECT id FROM ballot")).scalars().all()
     assert not any(ballot_id in json.dumps(body) for ballot_id in ids)
@@ -91,12 +91,12 @@ def test_the_export_holds_answers_shuffled_and_no_ids(client: TestClient, auth: 
 
 def test_shuffle_follows_the_random_source_not_the_box() -> None:
     template = default_template()
-    ballots = [store.StoredBallot(None, answers(grade), None) for grade in "ABCD"]
+    ballots = [figures.StoredBallot(None, answers(grade), None) for grade in "ABCD"]
     meeting = Meeting(id=1, unit_id=1, year=2026, date=dt.date(2026, 12, 3), title="t", template_id="default",
                       template_version=1, mode="cards", attendance=4, groups="[]")
-    figures = store.figures_for(template=template, meeting=meeting, ballots=ballots, k=5)
-    result = Result(meeting_id=1, version=1, figures=figures.model_dump_json(),
-                    digest=store.ballot_set_digest(ballots), ballot_count=4)
+    computed, _ = figures.figures_for(template=template, meeting=meeting, ballots=ballots, k=5)
+    result = Result(meeting_id=1, version=1, figures=computed.model_dump_json(),
+                    digest=figures.ballot_set_digest(ballots), ballot_count=4)
 
     def build(seed: int) -> recount.AuditFile:
         return recount.build_audit_file(
@@ -218,4 +218,4 @@ def test_digest_mismatch_is_an_invalid_with_both_digests() -> None:
     with pytest.raises(Invalid) as caught:
         recount.recount(file)
     assert caught.value.problem.code == "audit_digest"
-    assert caught.value.problem.params == {"published": "ab" * 32, "computed": store.ballot_set_digest([])}
+    assert caught.value.problem.params == {"published": "ab" * 32, "computed": figures.ballot_set_digest([])}

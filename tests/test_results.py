@@ -60,7 +60,8 @@ def three_meetings(client: TestClient, auth: dict[str, str]) -> list[int]:
          + [answers("A", p01="B"), answers("D")])
     close(client, auth, first)
     second = open_meeting(client, auth, unit_code="JL002")["id"]
-    cast(client, auth, second, [answers("A"), answers("A"), answers("B")])  # 280 / 3, no trim under 6
+    # 5 × 100 and 3 × 80: drop one of each -> (4 × 100 + 2 × 80) / 6 = 280 / 3
+    cast(client, auth, second, [answers("A")] * 5 + [answers("B")] * 3)
     close(client, auth, second)
     third = open_meeting(client, auth, unit_code="ZZ001", date="2026-12-05")["id"]
     # 5 × 100 and one 50, all representatives: drop 100 and 50 -> 100
@@ -160,7 +161,7 @@ def test_json_csv_and_xlsx_carry_the_same_exact_figures(client: TestClient, auth
 def test_spreadsheet_text_that_looks_like_a_formula_stays_text(client: TestClient, auth: dict[str, str]) -> None:
     add_unit(client, auth, "EV001", '=HYPERLINK("http://x","y")', "party_gov")
     meeting = open_meeting(client, auth, unit_code="EV001")["id"]
-    cast(client, auth, meeting, [answers("A")])
+    cast(client, auth, meeting, [answers("A")] * 5)
     close(client, auth, meeting)
     r = client.get("/api/v1/results?format=csv", headers=auth)
     [row] = csv.DictReader(io.StringIO(r.content.decode("utf-8-sig")))
@@ -197,12 +198,12 @@ def test_cursor_pages_are_stable_and_since_finds_a_reclose(client: TestClient, a
     assert r.status_code == 200
     reopened = client.get("/api/v1/results", headers=auth).json()["results"]
     assert [rec["meeting_id"] for rec in reopened] == ids[1:]
-    cast(client, auth, ids[0], [answers("B")])
+    cast(client, auth, ids[0], [answers("B")] * 5)  # closing again must add at least K ballots
     close(client, auth, ids[0])
     changed = client.get("/api/v1/results", params={"since": mark}, headers=auth).json()["results"]
-    # 11 ballots now: drop 100 and 0 -> (638.8 - 100 + 100 + 80) / 9 = 718.8 / 9
+    # 15 ballots now: drop 100 and 0 -> (638.8 + 5 × 80) / 13 = 1038.8 / 13
     assert [(rec["meeting_id"], rec["result_version"], rec["score"]["exact"]) for rec in changed] == [
-        (ids[0], 2, "1198/15")
+        (ids[0], 2, "5194/65")
     ]
     rest = client.get("/api/v1/results", params={"cursor": page1["next_cursor"]}, headers=auth).json()["results"]
     assert [(rec["meeting_id"], rec["result_version"]) for rec in rest] == [(ids[2], 1), (ids[0], 2)]
@@ -319,7 +320,7 @@ def test_overview_ranks_and_flags_units_without_a_review_in_three_years(client: 
     for code, name, year in (("OLD01", "三年前评过", 2023), ("TWO01", "两年前评过", 2024)):
         add_unit(client, auth, code, name, "party_gov")
         meeting = open_meeting(client, auth, unit_code=code, year=year, date=f"{year}-11-20")["id"]
-        cast(client, auth, meeting, [answers("B")])
+        cast(client, auth, meeting, [answers("B")] * 5)
         close(client, auth, meeting)
     add_unit(client, auth, "NEW01", "从未评过", "party_gov")
     r = client.get("/api/v1/overview?year=2026&category=party_gov", headers=auth)

@@ -12,7 +12,7 @@ from hypothesis import given, settings, strategies as st
 from app.tokens import (
     ALPHABET,
     CODE_LENGTH,
-    answers_fingerprint,
+    keyed_hash,
     mint_code,
     normalize,
     printable,
@@ -102,42 +102,27 @@ def test_printed_code_reads_back(code: str) -> None:
     assert normalize(printed.replace("-", " ")) == code
 
 
-def test_token_hash_is_sha256_hex() -> None:
-    digest = token_hash("K7MQ2X9PAR")
+LEDGER_KEY = bytes(range(32))
+
+
+def test_token_hash_is_an_hmac_of_the_codes_sha256_under_the_ledger_key() -> None:
+    digest = token_hash("K7MQ2X9PAR", LEDGER_KEY)
     assert re.fullmatch(r"[0-9a-f]{64}", digest)
-    assert digest == hashlib.sha256(b"K7MQ2X9PAR").hexdigest()
-    assert token_hash("K7MQ2X9PAR") == digest  # stable
-    assert token_hash("K7MQ2X9PAS") != digest
+    plain = hashlib.sha256(b"K7MQ2X9PAR").hexdigest()
+    assert digest == hmac.new(LEDGER_KEY, plain.encode("ascii"), "sha256").hexdigest()
+    assert digest == keyed_hash(plain, LEDGER_KEY)  # how the plain hashes kept before are converted
+    assert token_hash("K7MQ2X9PAR", LEDGER_KEY) == digest  # stable
+    assert token_hash("K7MQ2X9PAS", LEDGER_KEY) != digest
+    # Without the key, the database's value is neither the plain hash nor anything computable from the code.
+    assert digest != plain
+    assert token_hash("K7MQ2X9PAR", bytes(32)) != digest
     assert "K7MQ2X9PAR" not in digest
 
 
-def test_answers_fingerprint() -> None:
-    answers = '{"answers":{"p01":"A"},"comment":""}'
-    other = '{"answers":{"p01":"B"},"comment":""}'
-    base = answers_fingerprint("K7MQ2X9PAR", answers)
-    assert re.fullmatch(r"[0-9a-f]{64}", base)
-    assert base == hmac.new(b"K7MQ2X9PAR", answers.encode("utf-8"), "sha256").hexdigest()
-    assert answers_fingerprint("K7MQ2X9PAR", answers) == base  # a retry matches
-    assert answers_fingerprint("K7MQ2X9PAR", other) != base  # different answers
-    assert answers_fingerprint("K7MQ2X9PAS", answers) != base  # different code
-    # neither the code's hash nor a plain hash of the answers
-    assert base not in (token_hash("K7MQ2X9PAR"), hashlib.sha256(answers.encode()).hexdigest())
-
-
-def test_fingerprint_covers_non_ascii_comments() -> None:
-    one = answers_fingerprint("K7MQ2X9PAR", '{"comment":"建议加强学习"}')
-    two = answers_fingerprint("K7MQ2X9PAR", '{"comment":"建议加强培训"}')
-    assert one != two
-
-
 @PROPERTY
-@given(codes, codes, st.text(max_size=50), st.text(max_size=50))
-def test_fingerprint_separates_codes_and_answers(code: str, other_code: str, answers: str, other: str) -> None:
-    base = answers_fingerprint(code, answers)
-    assert answers_fingerprint(code, answers) == base
-    assert (answers_fingerprint(code, other) == base) is (other == answers)
-    assert (answers_fingerprint(other_code, answers) == base) is (other_code == code)
-
+@given(codes, codes)
+def test_token_hash_separates_codes(code: str, other: str) -> None:
+    assert (token_hash(code, LEDGER_KEY) == token_hash(other, LEDGER_KEY)) is (code == other)
 
 
 @pytest.mark.parametrize(

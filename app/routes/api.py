@@ -15,6 +15,7 @@ from app.errors import NotFound
 from app.models import (
     BallotReceipt,
     BallotSubmit,
+    CloseBody,
     ErrorBody,
     FiguresPublic,
     GroupPublic,
@@ -35,6 +36,7 @@ from app.models import (
 )
 from app.routes.access import Admin, Reader, Staff, ensure_manages, ensure_sees
 from app.routes.deps import (
+    KeysDep,
     SessionDep,
     SettingsDep,
     check_guesses,
@@ -215,11 +217,24 @@ def open_meeting(
 
 @router.post("/meetings/{meeting_id}/close", tags=["meetings"])
 def close_meeting(
-    meeting_id: int, session: SessionDep, settings: SettingsDep, principal: Staff, request: Request
+    meeting_id: int,
+    session: SessionDep,
+    settings: SettingsDep,
+    keys: KeysDep,
+    principal: Staff,
+    request: Request,
+    body: CloseBody | None = None,
 ) -> ResultPublic:
-    """Freeze the meeting and compute its result once; answers the frozen result."""
+    """Freeze the meeting and compute its result once; answers the frozen result.
+
+    409 with fewer than K ballots, and after a reopen when the new version would add fewer than K
+    ballots to the last: then only an administrator may close, giving `risk_reason`.
+    """
     managed_meeting(session, principal, meeting_id)
-    store.close_meeting(session=session, actor=principal.name, meeting_id=meeting_id, k=settings.k_anonymity)
+    store.close_meeting(
+        session=session, actor=principal.name, meeting_id=meeting_id, k=settings.k_anonymity, keys=keys,
+        risk_reason=body.risk_reason if body is not None else "", may_accept_risk=principal.role == "admin",
+    )
     notify_changed(request, meeting_id)
     return result_public(store.latest_result(session=session, meeting_id=meeting_id))
 
@@ -236,12 +251,18 @@ def reopen_meeting(
 
 @router.post("/meetings/{meeting_id}/tokens", status_code=201, tags=["meetings"])
 def mint_tokens(
-    meeting_id: int, body: MintBody, session: SessionDep, settings: SettingsDep, principal: Staff, request: Request
+    meeting_id: int,
+    body: MintBody,
+    session: SessionDep,
+    settings: SettingsDep,
+    keys: KeysDep,
+    principal: Staff,
+    request: Request,
 ) -> MintedTokens:
     """Mint single-use ballot codes. They are shown in this answer only: the service keeps hashes."""
     managed_meeting(session, principal, meeting_id)
     minted = store.mint_tokens(
-        session=session, actor=principal.name, meeting_id=meeting_id, count=body.count, group=body.group
+        session=session, actor=principal.name, meeting_id=meeting_id, count=body.count, group=body.group, keys=keys
     )
     notify_changed(request, meeting_id)
     base = settings.base_url.rstrip("/")
@@ -255,18 +276,19 @@ def mint_tokens(
 
 @router.get("/meetings/{meeting_id}/tally", tags=["results"])
 def get_tally(meeting_id: int, session: SessionDep, settings: SettingsDep, principal: Reader) -> TallyPublic:
-    """Live turnout; figures as last published, which move only every K ballots and at close."""
+    """Live turnout; figures as last published, which move only when a group of at least K ballots
+    is mixed into the box, and at close; no rater group apart until close."""
     seen_meeting(session, principal, meeting_id)
-    meeting, row, issued = store.tally(session=session, meeting_id=meeting_id)
-    figures = store.published_figures(session=session, meeting=meeting, row=row, k=settings.k_anonymity)
+    view = store.tally(session=session, meeting_id=meeting_id)
+    figures = store.published_figures(session=session, meeting=view.meeting, row=view.tally, k=settings.k_anonymity)
     return TallyPublic(
         meeting_id=meeting_id,
-        state=meeting.state,
-        attendance=meeting.attendance,
-        tokens_issued=issued,
-        ballots_counted=row.ballot_count,
+        state=view.meeting.state,
+        attendance=view.meeting.attendance,
+        tokens_issued=view.issued,
+        ballots_counted=view.counted,
         k=settings.k_anonymity,
-        published_at_count=row.published_count,
+        published_at_count=view.tally.published_count,
         figures=FiguresPublic.model_validate_json(figures) if figures else None,
     )
 
@@ -309,13 +331,17 @@ ballots_router = APIRouter(prefix="/api/v1", responses=ERRORS)
     "/ballots",
     status_code=201,
     tags=["ballots"],
-    responses={200: {"model": BallotReceipt, "description": "already counted (a retry)"}, 429: {"model": ErrorBody}},
+    responses={
+        200: {"model": BallotReceipt, "description": "already counted: the code was spent before, whatever comes now"},
+        429: {"model": ErrorBody},
+    },
 )
 async def submit_ballot(body: BallotSubmit, request: Request, response: Response) -> BallotReceipt:
     """Cast a ballot with a single-use code. No API key: the code is the right to vote.
 
-    201 when counted; 200 when the same code comes again with the same answers (a retry);
-    409 when a spent code comes with different answers.
+    201 when counted; 200 "already counted" when the code was spent before, for any answers sent
+    with it, the same or different: the service keeps nothing of a ballot to compare them with,
+    so its answer cannot prove to anyone how a code was used.
     """
     # Plain calls, not dependencies: on the path 200 phones take at once, FastAPI solves each
     # sub-dependency with a round of its own (cache keys, query and cookie parsing), measured at

@@ -27,19 +27,20 @@ from app.db import Database
 from app.errors import DomainError, Invalid, Problem
 from app.i18n import Lang
 from app.routes.deps import guard_guesses, wrong_code
-from app.routes.pages import PAGE_HEADERS, Page, PageDep, meeting_of_screen_key, plain
-from app.templates import BallotTemplate
+from app.routes.pages import PAGE_HEADERS, Page, PageDep, meeting_of_screen_key, plain, screen_key
+from app.templates import COMMENT_MAX_CHARS, BallotTemplate
 from app.tokens import normalize
 from app.writer import WriteFailed, WriterUnavailable
 
 # Every phone route looks a code up: an address that has been guessing is slowed (app.guard).
 router = APIRouter(include_in_schema=False, dependencies=[Depends(guard_guesses)])
 
-# As BallotSubmit.comment allows on the JSON path.
-COMMENT_MAX_CHARS = 2000
-# The claim cookie holds the phone's own code for the length of a working day, so the same
-# phone reopening the screen link finds its ballot again. It is the only cookie the service sets.
+# The claim cookie holds the phone's own code until its ballot has counted, so the same phone
+# reopening the screen link finds its ballot again. Once it has counted, the code is taken off the
+# phone and only "this phone has voted here" stays (CLAIM_DONE), so that it cannot claim again.
+# These are the only cookies a phone gets.
 CLAIM_COOKIE = "ob_claim"
+CLAIM_DONE = "ob_voted"
 CLAIM_COOKIE_SECONDS = 12 * 60 * 60
 
 # Problem codes of app.templates.parse_answers -> the shorter words shown next to the point.
@@ -58,7 +59,7 @@ def _database(request: Request) -> Database:
 
 def _access(request: Request, code: str) -> store.BallotAccess:
     with _database(request).reading() as conn:
-        return store.ballot_access(conn=conn, code=code)
+        return store.ballot_access(conn=conn, code=code, keys=request.app.state.keys)
 
 
 def redirect(url: str, status: int = 303) -> RedirectResponse:
@@ -77,9 +78,10 @@ def refusal(page: Page, code: str, access: store.BallotAccess, *, posted: bool) 
     if access.state == "void":
         return page.message("void_title", "void_body", 410)
     if access.state == "spent":
-        # Reopening a counted ballot is no error; sending another one on it is.
+        # The same answer whatever is sent with a spent code: nothing is kept to compare it with,
+        # and an answer that differed would prove to a coercer how the code was used.
         if posted:
-            return page.message("spent_title", "spent_body", 409)
+            return redirect(thanks_url(page, access, again=True))
         return page.message("spent_title", "spent_body", 200, counted_code=code)
     if access.meeting_state == "draft":
         return page.message("not_open_title", "not_open_body", 409)
@@ -189,8 +191,17 @@ def render_ballot(
         comment=comment, comment_max=COMMENT_MAX_CHARS, comment_problem=comment_problem,
         general=general, notice=notice or (page.t("fix_below", n=count) if count else ""),
         form_action=page.url(f"/b/{code}"),
-        thanks_url=page.url("/thanks"), thanks_again_url=page.url("/thanks", again="1"),
+        thanks_url=thanks_url(page, access), thanks_again_url=thanks_url(page, access, again=True),
     )
+
+
+def thanks_url(page: Page, access: store.BallotAccess, *, again: bool = False) -> str:
+    """Where a counted ballot lands. A code claimed from the screen lands under its screen link,
+    where the phone's claim cookie lives, so that the code can be taken off the phone."""
+    path = "/thanks"
+    if access.mode == "screen" and access.meeting_id is not None:
+        path = f"/s/{screen_key(page.request.app.state.settings.secret(), access.meeting_id)}/thanks"
+    return page.url(path, again="1") if again else page.url(path)
 
 
 @router.get("/b/{code}")
@@ -245,22 +256,15 @@ async def submit_form(code: str, request: Request, page: PageDep) -> Response:
     if parsed is None:
         return page.message("form_title", "form_body", 400, link=back)
     answers, comment = parsed
-    if len(comment) > COMMENT_MAX_CHARS:
-        access = await run_in_threadpool(_access, request, canonical)
-        problem = Problem("ballot_comment_too_long", {"max": COMMENT_MAX_CHARS, "length": len(comment)})
-        return refusal(page, canonical, access, posted=True) or render_ballot(
-            page, canonical, access, status=422, answers=answers, comment=comment, problems=[problem]
-        )
     try:
         outcome = await request.app.state.writer.submit(
             store.Submission(code=canonical, answers=answers, comment=comment or None)
         )
     except WriterUnavailable:
         outcome = store.Outcome(error=WriteFailed("internal"))
-    if outcome.status == "counted":
-        return redirect(page.url("/thanks"))
-    if outcome.status == "already_counted":
-        return redirect(page.url("/thanks", again="1"))
+    if outcome.status is not None:
+        access = await run_in_threadpool(_access, request, canonical)
+        return redirect(thanks_url(page, access, again=outcome.status == "already_counted"))
     return await _refused(request, page, canonical, outcome.error, answers, comment)
 
 
@@ -271,8 +275,6 @@ async def _refused(
     if isinstance(error, Invalid) and access.state == "ready":
         return render_ballot(page, code, access, status=422, answers=answers, comment=comment,
                              problems=error.problems or [error.problem])
-    if error is not None and error.problem.code == "token_spent_different":
-        return page.message("spent_title", "spent_body", 409)
     refused = refusal(page, code, access, posted=True)
     if refused is not None:
         return refused
@@ -316,11 +318,33 @@ async def entry(request: Request, page: PageDep) -> Response:
 
 
 def _own_claim(request: Request, meeting_id: int) -> str | None:
+    """The phone's own unspent code of this meeting, from its claim cookie."""
     code = normalize(request.cookies.get(CLAIM_COOKIE, ""))
     if code is None:
         return None
     with _database(request).reading() as conn:
-        return code if store.is_code_of_meeting(conn=conn, code=code, meeting_id=meeting_id) else None
+        access = store.ballot_access(conn=conn, code=code, keys=request.app.state.keys)
+    return code if access.state == "ready" and access.meeting_id == meeting_id else None
+
+
+def _has_voted(request: Request) -> bool:
+    """This phone's ballot from this screen link has counted: the cookie, or a claim now spent."""
+    if request.cookies.get(CLAIM_DONE):
+        return True
+    code = normalize(request.cookies.get(CLAIM_COOKIE, ""))
+    if code is None:
+        return False
+    with _database(request).reading() as conn:
+        return store.ballot_access(conn=conn, code=code, keys=request.app.state.keys).state == "spent"
+
+
+def _voted(response: Response, request: Request, key: str) -> Response:
+    """Take the code off the phone once its ballot has counted, and remember only that it voted."""
+    secure = request.app.state.settings.base_url.startswith("https:")
+    response.delete_cookie(CLAIM_COOKIE, path=f"/s/{key}", httponly=True, samesite="lax", secure=secure)
+    response.set_cookie(CLAIM_DONE, "1", max_age=CLAIM_COOKIE_SECONDS, path=f"/s/{key}", httponly=True,
+                        samesite="lax", secure=secure)
+    return response
 
 
 def screen_meeting_of(request: Request, key: str) -> store.ScreenMeeting | None:
@@ -352,6 +376,8 @@ def claim_page(key: str, request: Request, page: PageDep) -> Response:
     meeting = screen_meeting_of(request, key)
     if meeting is None:
         return link_unknown(page)
+    if _has_voted(request):
+        return _voted(page.message("spent_title", "spent_body", 200), request, key)
     own = _own_claim(request, meeting.id)
     if own is not None:
         return redirect(page.url(f"/b/{own}"))
@@ -360,15 +386,26 @@ def claim_page(key: str, request: Request, page: PageDep) -> Response:
     )
 
 
+@router.get("/s/{key}/thanks")
+def screen_thanks(key: str, request: Request, page: PageDep, again: str = "") -> Response:
+    """The thanks page of a ballot claimed from the screen: the one place its claim cookie is sent to."""
+    if screen_meeting_of(request, key) is None:
+        return link_unknown(page)
+    response = page.render("thanks.html", again=again == "1")
+    return _voted(response, request, key) if _has_voted(request) else response
+
+
 @router.post("/s/{key}")
 def claim(key: str, request: Request, page: PageDep) -> Response:
     meeting = screen_meeting_of(request, key)
     if meeting is None:
         return link_unknown(page)
+    if _has_voted(request):
+        return _voted(page.message("spent_title", "spent_body", 200), request, key)
     code = _own_claim(request, meeting.id)
     if code is None:
         with _database(request).writing() as conn:
-            code = store.claim_screen_code(conn=conn, meeting_id=meeting.id)
+            code = store.claim_screen_code(conn=conn, meeting_id=meeting.id, keys=request.app.state.keys)
     if code is None:
         meeting = screen_meeting_of(request, key) or meeting
         return _no_claim(page, meeting) or page.message("pool_empty_title", "pool_empty_body", 409,

@@ -22,7 +22,7 @@ from app.qr import qr_svg
 from app.routes.access import Staff
 from app.routes.api import managed_meeting
 from app.routes.ballot import link_unknown, screen_meeting_of
-from app.routes.deps import SessionDep, SettingsDep
+from app.routes.deps import KeysDep, SessionDep, SettingsDep
 from app.routes.pages import PAGE_HEADERS, PageDep, inline_asset, screen_urls
 from app.tokens import printable
 
@@ -57,7 +57,13 @@ def _short(url: str) -> str:
     responses={201: {"content": {"text/html": {}}, "description": "the printable A4 card sheet"}},
 )
 def mint_cards(
-    meeting_id: int, body: MintBody, session: SessionDep, settings: SettingsDep, principal: Staff, page: PageDep
+    meeting_id: int,
+    body: MintBody,
+    session: SessionDep,
+    settings: SettingsDep,
+    keys: KeysDep,
+    principal: Staff,
+    page: PageDep,
 ) -> Response:
     """Mint single-use codes and answer with their printable A4 card sheet (HTML; print at 100%).
 
@@ -67,7 +73,7 @@ def mint_cards(
     # Who may mint cards is who may mint codes: POST /api/v1/meetings/{id}/tokens.
     meeting = managed_meeting(session, principal, meeting_id)
     minted = store.mint_tokens(session=session, actor=principal.name, meeting_id=meeting_id, count=body.count,
-                               group=body.group)
+                               group=body.group, keys=keys)
     unit, _ = store.unit_of(session=session, meeting=meeting)
     groups = {spec.key: (index, spec.name) for index, spec in enumerate(store.group_specs(meeting))}
     base = settings.base_url.rstrip("/")

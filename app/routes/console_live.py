@@ -1,8 +1,9 @@
 """The live dashboard, the projector view, and the push that keeps them current.
 
-Turnout moves with every ballot; the figures are the tally's published ones, which move only
-every K ballots and at close (see store.advance_tally). A plain reload renders the same state the
-push would: the page and its refreshed fragment come from the same function.
+Turnout moves with every ballot; the figures are the tally's published ones, which move only when
+a group of at least K ballots is mixed into the box, and at close (see app.store.box). A plain
+reload renders the same state the push would: the page and its refreshed fragment come from the
+same function.
 """
 
 from __future__ import annotations
@@ -50,19 +51,20 @@ class LiveState(BaseModel):
 
 
 def live_state(session: Session, meeting_id: int) -> LiveState:
-    meeting, tally, issued = store.tally(session=session, meeting_id=meeting_id)
+    view = store.tally(session=session, meeting_id=meeting_id)
     return LiveState(
         meeting_id=meeting_id,
-        state=meeting.state,
-        ballots_counted=tally.ballot_count,
-        tokens_issued=issued,
-        attendance=meeting.attendance,
-        published_at_count=tally.published_count,
+        state=view.meeting.state,
+        ballots_counted=view.counted,
+        tokens_issued=view.issued,
+        attendance=view.meeting.attendance,
+        published_at_count=view.tally.published_count,
     )
 
 
 def dashboard_view(session: Session, meeting_id: int, k: int) -> dict[str, Any]:
-    meeting, tally, issued = store.tally(session=session, meeting_id=meeting_id)
+    view = store.tally(session=session, meeting_id=meeting_id)
+    meeting, tally, issued = view.meeting, view.tally, view.issued
     unit, category = store.unit_of(session=session, meeting=meeting)
     published = store.published_figures(session=session, meeting=meeting, row=tally, k=k)
     figures = FiguresPublic.model_validate_json(published) if published else None
@@ -103,12 +105,14 @@ def dashboard_view(session: Session, meeting_id: int, k: int) -> dict[str, Any]:
         "unit": unit,
         "category": category,
         "tally": tally,
+        "counted": view.counted,
         "issued": issued,
         "figures": figures,
         "charts": charts,
         "k": k,
         "comments": comments,
-        "next_step": (tally.published_count // k + 1) * k if meeting.state != "closed" else None,
+        # The figures move when 2K ballots wait sealed, and then take all but K of them.
+        "next_step": tally.published_count + 2 * k if meeting.state != "closed" else None,
     }
 
 
@@ -139,10 +143,13 @@ def projector(
     principal: Reader,
     scores: bool = False,
 ) -> HTMLResponse:
-    """Full screen for the room: big turnout; the score only when the organizer chooses (?scores=1)."""
+    """Full screen for the room: big turnout; the result, when the organizer chooses (?scores=1),
+    only after close. The room sees who has just pressed submit: a score that moved with the live
+    figures, set beside the result at close, would tell it about those few ballots."""
     seen_meeting(session, principal, meeting_id)
     view = dashboard_view(session, meeting_id, settings.k_anonymity)
-    return render(request, "organizer/projector.html", principal, show_scores=scores, **view)
+    show = scores and view["meeting"].state == "closed"
+    return render(request, "organizer/projector.html", principal, show_scores=show, **view)
 
 
 def visible_meeting(meeting_id: int, session: SessionDep, principal: Reader) -> int:

@@ -13,7 +13,8 @@ from starlette.concurrency import run_in_threadpool
 
 from app import store
 from app.auth import Principal
-from app.errors import DomainError, Invalid
+from app.disclosure import group_counts_visible
+from app.errors import Conflict, DomainError, Forbidden, Invalid
 from app.models import GroupIn, Meeting, MeetingCreate, MintBody
 from app.routes.access import Reader, Staff, ensure_manages
 from app.routes.api import managed_meeting, seen_meeting
@@ -135,15 +136,21 @@ def _plain_error(err: Any) -> str:
 def _meeting_view(session: Session, meeting: Meeting, k: int) -> dict[str, Any]:
     unit, category = store.unit_of(session=session, meeting=meeting)
     counts = store.token_counts(session=session, meeting_id=meeting.id)  # type: ignore[arg-type]
+    shown = store.shown_groups(session=session, meeting=meeting)
     groups: list[dict[str, Any]] = []
     for spec in store.group_specs(meeting):
-        entry = counts.get(spec.key, {"issued": 0, "spent": 0, "void": 0})
-        groups.append({"spec": spec, **entry, "short": entry["issued"] < k})
-    ungrouped = counts.get(None)
-    _, tally, issued = store.tally(session=session, meeting_id=meeting.id)  # type: ignore[arg-type]
+        entry: dict[str, int | None] = dict(counts.get(spec.key, {"issued": 0, "spent": 0, "void": 0}))
+        if not group_counts_visible(meeting.state, shown, spec.key):
+            # While voting goes on, each group's count would tell the room which group just voted.
+            entry["spent"] = None
+        groups.append({"spec": spec, **entry, "short": (entry["issued"] or 0) < k})
+    ungrouped: dict[str, int | None] | None = dict(counts[None]) if None in counts else None
+    if ungrouped is not None and not group_counts_visible(meeting.state, shown, None):
+        ungrouped["spent"] = None
+    view = store.tally(session=session, meeting_id=meeting.id)  # type: ignore[arg-type]
     return {"meeting": meeting, "unit": unit, "category": category, "groups": groups, "ungrouped": ungrouped,
             "weighted": any(g["spec"].weight for g in groups),
-            "tally": tally, "issued": issued, "k": k,
+            "tally": view.tally, "counted": view.counted, "issued": view.issued, "k": k,
             "audit": store.list_audit(session=session, meeting_id=meeting.id, limit=20)}
 
 
@@ -181,11 +188,25 @@ def open_meeting(
 
 @router.post("/meetings/{meeting_id}/close")
 def close_meeting(
-    meeting_id: int, request: Request, session: SessionDep, settings: SettingsDep, principal: Staff
+    meeting_id: int,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Staff,
+    risk_reason: Annotated[str, Form()] = "",
 ) -> Response:
-    managed_meeting(session, principal, meeting_id)
-    result = store.close_meeting(session=session, actor=principal.name, meeting_id=meeting_id,
-                                 k=settings.k_anonymity)
+    meeting = managed_meeting(session, principal, meeting_id)
+    try:
+        result = store.close_meeting(
+            session=session, actor=principal.name, meeting_id=meeting_id, k=settings.k_anonymity,
+            keys=request.app.state.keys, risk_reason=risk_reason, may_accept_risk=principal.role == "admin",
+        )
+    except (Conflict, Forbidden) as error:
+        session.rollback()
+        view = _meeting_view(session, meeting, settings.k_anonymity)
+        return render(request, "organizer/meeting.html", principal, status=error.status, can_manage=True,
+                      close_refused=error.message(), close_risk=error.problem.code == "meeting_reclose_gap",
+                      form={"risk_reason": risk_reason}, **view)
     notify_changed(request, meeting_id)
     flash(request, f"评议会已结束，结果已冻结（第 {result.version} 版，{result.ballot_count} 张票）")
     return redirect(f"/meetings/{meeting_id}")
@@ -234,7 +255,7 @@ def print_cards(
         return render(request, "organizer/meeting.html", principal, status=422, can_manage=True,
                       form={"count": count, "group": group},
                       errors={"count": f"请填写 1 到 {store.MAX_MINT} 之间的张数"}, **view)
-    response = mint_cards(meeting_id, body, session, settings, principal, Page(request))
+    response = mint_cards(meeting_id, body, session, settings, request.app.state.keys, principal, Page(request))
     notify_changed(request, meeting_id)
     return response
 

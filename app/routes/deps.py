@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from sqlmodel import Session
 
 from app.errors import Problem, TooManyGuesses
+from app.sealing import ServerKeys
 from app.settings import Settings
 from app.writer import BallotWriter
 
@@ -44,6 +45,10 @@ def get_session(request: Request) -> Iterator[Session]:
     opener = database.read_session if request.method in ("GET", "HEAD") else database.session
     with opener() as session:
         yield session
+
+
+def get_keys(request: Request) -> ServerKeys:
+    return request.app.state.keys  # type: ignore[no-any-return]
 
 
 def get_writer(request: Request) -> BallotWriter:
@@ -81,4 +86,5 @@ def wrong_code(request: Request) -> None:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+KeysDep = Annotated[ServerKeys, Depends(get_keys)]
 SessionDep = Annotated[Session, Depends(get_session)]

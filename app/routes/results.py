@@ -206,6 +206,7 @@ def audit_export(
         template=material.template,
         ballots=material.ballots,
         k=settings.k_anonymity,
+        earlier=material.earlier,
     )
     name = f"audit-meeting-{meeting_id}-v{material.result.version}.{format}"
     headers = {"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"}

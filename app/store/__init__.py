@@ -8,6 +8,8 @@ gathers their public names, so that callers write ``store.close_meeting(...)`` w
 
 from __future__ import annotations
 
+from app.figures import group_specs as group_specs
+
 # Tests move the clock of the webhook outbox through this name.
 from app.models import utcnow as utcnow
 from app.store.accounts import (
@@ -33,8 +35,8 @@ from app.store.ballot_templates import (
 )
 from app.store.ballots import (
     Outcome as Outcome,
+    Spent as Spent,
     Submission as Submission,
-    advance_tally as advance_tally,
     submit_batch as submit_batch,
 )
 from app.store.base import (
@@ -50,6 +52,13 @@ from app.store.base import (
     list_audit as list_audit,
     seed_reference as seed_reference,
 )
+from app.store.box import (
+    meeting_ballots as meeting_ballots,
+    meetings_due as meetings_due,
+    mix as mix,
+    pending_count as pending_count,
+    scrub as scrub,
+)
 from app.store.codes import (
     mint_tokens as mint_tokens,
     token_counts as token_counts,
@@ -57,26 +66,22 @@ from app.store.codes import (
 )
 from app.store.meetings import (
     Action as Action,
-    StoredBallot as StoredBallot,
+    TallyView as TallyView,
     Verification as Verification,
-    ballot_set_digest as ballot_set_digest,
     close_meeting as close_meeting,
     create_meeting as create_meeting,
     enqueue_result_event as enqueue_result_event,
-    figures_for as figures_for,
     get_meeting as get_meeting,
-    group_specs as group_specs,
     latest_result as latest_result,
     list_meetings as list_meetings,
-    meeting_ballots as meeting_ballots,
     meeting_comments as meeting_comments,
     open_meeting as open_meeting,
     peer_results as peer_results,
-    public_figures as public_figures,
     published_figures as published_figures,
     reopen_meeting as reopen_meeting,
-    rules_of as rules_of,
+    results_of as results_of,
     seed_demo as seed_demo,
+    shown_groups as shown_groups,
     tally as tally,
     unit_of as unit_of,
     verify_meeting as verify_meeting,
@@ -87,7 +92,6 @@ from app.store.phone import (
     TokenState as TokenState,
     ballot_access as ballot_access,
     claim_screen_code as claim_screen_code,
-    is_code_of_meeting as is_code_of_meeting,
     screen_meeting as screen_meeting,
 )
 from app.store.results import (

@@ -7,15 +7,17 @@ from sqlmodel import Session, col
 
 from app import tokens as tokens_mod
 from app.errors import Conflict, Invalid
+from app.figures import group_specs
 from app.models import (
     BallotToken,
 )
+from app.sealing import ServerKeys
 from app.store.base import MAX_MINT, audit
-from app.store.meetings import get_meeting, group_specs
+from app.store.meetings import get_meeting
 
 
 def mint_tokens(
-    *, session: Session, actor: str, meeting_id: int, count: int, group: str | None
+    *, session: Session, actor: str, meeting_id: int, count: int, group: str | None, keys: ServerKeys
 ) -> list[tuple[str, str | None]]:
     """Mint single-use codes; only their hashes are kept, so they are shown this once."""
     meeting = get_meeting(session=session, meeting_id=meeting_id)
@@ -33,7 +35,7 @@ def mint_tokens(
         insert(BallotToken),
         [
             {
-                "hash": tokens_mod.token_hash(code),
+                "hash": keys.code_hash(code),
                 "meeting_id": meeting_id,
                 "group_key": group,
                 "used": False,

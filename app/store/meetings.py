@@ -3,60 +3,53 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
 import secrets
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Engine, delete, func, select, update
 from sqlmodel import Session, col
 
-from app import scoring
-from app.errors import Conflict, Invalid, NotFound
-from app.export import figures_public, result_record
+from app.disclosure import can_close, reclose_gap_ok
+from app.errors import Conflict, Forbidden, Invalid, NotFound
+from app.export import result_record
 from app.export_schema import WebhookBody, WebhookEvent
+from app.figures import (
+    ballot_set_digest,
+    breakdown_from_json,
+    breakdown_to_json,
+    figures_for,
+    group_specs,
+    public_figures,
+    rules_of,
+    without_groups,
+)
 from app.models import (
-    Ballot,
     BallotToken,
     Category,
-    DistributionBin,
     FiguresPublic,
     GroupIn,
     Meeting,
     MeetingCreate,
+    MeetingSeal,
     Result,
     Tally,
+    Turnout,
     Unit,
     WebhookDelivery,
     WebhookEndpoint,
     utcnow,
 )
-from app.scoring import Figures, GroupSpec, Rules, ScoredBallot, canonical_json, compute, score_ballot
+from app.scoring import canonical_json
+from app.sealing import ServerKeys, new_salt
+from app.store import box
 from app.store.ballot_templates import get_template
 from app.store.base import DEFAULT_GROUPS, audit
 from app.store.units import create_unit, find_unit
 from app.tally import Snapshot
-from app.templates import BallotTemplate
-
-
-def group_specs(meeting: Meeting) -> list[GroupSpec]:
-    return [
-        GroupSpec(key=g["key"], name=g["name"], weight=Decimal(g["weight"]) if g.get("weight") else None)
-        for g in json.loads(meeting.groups)
-    ]
-
-
-def rules_of(meeting: Meeting, *, k: int) -> Rules:
-    return Rules(
-        trim=meeting.trim,
-        k=k,
-        component_weight=Decimal(meeting.component_weight),
-        flagged_rule="exclude" if meeting.flagged_rule == "exclude" else "count",
-    )
 
 
 def _check_groups(groups: Sequence[GroupIn]) -> list[dict[str, str | None]]:
@@ -107,6 +100,7 @@ def create_meeting(*, session: Session, actor: str, body: MeetingCreate) -> Meet
     session.add(meeting)
     session.flush()
     session.add(Tally(meeting_id=meeting.id))  # type: ignore[arg-type]
+    session.add(Turnout(meeting_id=meeting.id))  # type: ignore[arg-type]
     audit(
         session=session,
         actor=actor,
@@ -166,9 +160,16 @@ def open_meeting(*, session: Session, actor: str, meeting_id: int) -> Meeting:
     _require_state(meeting, "open")
     meeting.state = "open"
     session.add(meeting)
+    _new_seal(session, meeting_id)
     audit(session=session, actor=actor, action="meeting.open", meeting_id=meeting_id)
     session.commit()
     return meeting
+
+
+def _new_seal(session: Session, meeting_id: int) -> None:
+    """A new key for the ballots of this opening: the last one was destroyed at close."""
+    session.execute(delete(MeetingSeal).where(col(MeetingSeal.meeting_id) == meeting_id))
+    session.add(MeetingSeal(meeting_id=meeting_id, salt=new_salt()))
 
 
 def reopen_meeting(*, session: Session, actor: str, meeting_id: int, reason: str) -> Meeting:
@@ -178,6 +179,7 @@ def reopen_meeting(*, session: Session, actor: str, meeting_id: int, reason: str
     _require_state(meeting, "reopen")
     meeting.state = "open"
     session.add(meeting)
+    _new_seal(session, meeting_id)
     audit(
         session=session, actor=actor, action="meeting.reopen", meeting_id=meeting_id, detail={"reason": reason.strip()}
     )
@@ -186,70 +188,56 @@ def reopen_meeting(*, session: Session, actor: str, meeting_id: int, reason: str
     return meeting
 
 
-@dataclass(frozen=True)
-class StoredBallot:
-    group: str | None
-    answers: dict[str, str]
-    comment: str | None
+def close_meeting(
+    *,
+    session: Session,
+    actor: str,
+    meeting_id: int,
+    k: int,
+    keys: ServerKeys,
+    risk_reason: str = "",
+    may_accept_risk: bool = False,
+) -> Result:
+    """Freeze the meeting: mix in the ballots still sealed, compute the result once, store it with
+    the digest of its ballots, and destroy the meeting's sealing key.
 
-
-def meeting_ballots(*, conn: Session | Connection, meeting_id: int) -> list[StoredBallot]:
-    """A meeting's ballots in random-id order: the only order the box has."""
-    rows = conn.execute(
-        select(col(Ballot.group_key), col(Ballot.answers), col(Ballot.comment))
-        .where(col(Ballot.meeting_id) == meeting_id)
-        .order_by(col(Ballot.id))
-    ).all()
-    return [StoredBallot(group, json.loads(answers), comment) for group, answers, comment in rows]
-
-
-def ballot_set_digest(ballots: Iterable[StoredBallot]) -> str:
-    """SHA-256 over the sorted canonical ballots; anyone with the raw ballots can recompute it."""
-    canon = sorted(
-        canonical_json({"group": b.group, "answers": b.answers, "comment": b.comment or ""}) for b in ballots
-    )
-    return hashlib.sha256(("[" + ",".join(canon) + "]").encode("utf-8")).hexdigest()
-
-
-def figures_for(
-    *, template: BallotTemplate, meeting: Meeting, ballots: Sequence[StoredBallot], k: int
-) -> FiguresPublic:
-    """A meeting's figures recounted from all its ballots: at close, for verify and recount."""
-    scored: list[ScoredBallot] = [score_ballot(template, b.answers, b.group) for b in ballots]
-    figures = compute(template, scored, group_specs(meeting), rules_of(meeting, k=k))
-    return public_figures(template, meeting, figures, scoring.distribution([ballot.total for ballot in scored]))
-
-
-def public_figures(template: BallotTemplate, meeting: Any, figures: Figures, counts: Sequence[int]) -> FiguresPublic:
-    """The one rendering of figures, whether recounted (close) or kept running (the live tally)."""
-    public = figures_public(template, figures, group_specs(meeting), Decimal(meeting.component_weight))
-    edges = scoring.DISTRIBUTION_EDGES
-    public.distribution = [
-        DistributionBin(
-            label=f"{edges[i]}–{edges[i + 1]}",
-            low=str(edges[i]),
-            high=str(edges[i + 1]),
-            count=count,
-        )
-        for i, count in enumerate(counts)
-    ]
-    return public
-
-
-def close_meeting(*, session: Session, actor: str, meeting_id: int, k: int) -> Result:
-    """Freeze the meeting: compute the result once, store it with the digest of its ballots."""
+    Refused with fewer than K ballots, and, after a reopen, when the new version would differ from
+    the last by fewer than K ballots, unless an administrator (``may_accept_risk``) gives a
+    ``risk_reason``, which the audit log keeps (app.disclosure).
+    """
     meeting = get_meeting(session=session, meeting_id=meeting_id, lock=True)
     _require_state(meeting, "close")
+    turnout = session.get(Turnout, meeting_id)
+    total = turnout.ballots if turnout is not None else 0
+    if not can_close(total, k=k):
+        raise Conflict("meeting_too_few_ballots", ballots=total, k=k)
+    earlier = results_of(session=session, meeting_id=meeting_id)
+    rewrite = False
+    if earlier and not reclose_gap_ok(published=earlier[-1].ballot_count, total=total, k=k):
+        if not risk_reason.strip():
+            published = earlier[-1].ballot_count
+            raise Conflict(
+                "meeting_reclose_gap",
+                published=published, total=total, added=total - published, k=k, needed=published + k,
+            )
+        if not may_accept_risk:
+            raise Forbidden("meeting_reclose_reason", k=k)
+        rewrite = True
+    conn = session.connection()
+    box.mix(conn=conn, meeting_id=meeting_id, keys=keys, k=k, final=True, rewrite=rewrite)
     template = get_template(session=session, template_id=meeting.template_id, version=meeting.template_version)
-    ballots = meeting_ballots(conn=session, meeting_id=meeting_id)
-    figures = figures_for(template=template, meeting=meeting, ballots=ballots, k=k)
-    latest = session.execute(select(func.max(Result.version)).where(col(Result.meeting_id) == meeting_id)).scalar()
+    ballots = box.meeting_ballots(conn=session, meeting_id=meeting_id)
+    figures, shown = figures_for(
+        template=template, meeting=meeting, ballots=ballots, k=k,
+        earlier=[breakdown_from_json(r.breakdown) for r in earlier if r.breakdown is not None],
+    )
     result = Result(
         meeting_id=meeting_id,
-        version=(latest or 0) + 1,
+        version=(earlier[-1].version if earlier else 0) + 1,
         figures=figures.model_dump_json(),
         digest=ballot_set_digest(ballots),
         ballot_count=len(ballots),
+        breakdown=breakdown_to_json(shown),
     )
     session.add(result)
     meeting.state = "closed"
@@ -259,18 +247,36 @@ def close_meeting(*, session: Session, actor: str, meeting_id: int, k: int) -> R
         .where(col(Tally.meeting_id) == meeting_id)
         .values(ballot_count=len(ballots), published_count=len(ballots), published=result.figures, published_sums=None)
     )
-    # The retry fingerprints have done their job; after close nothing may tell ballots apart.
-    session.execute(update(BallotToken).where(col(BallotToken.meeting_id) == meeting_id).values(fingerprint=None))
-    audit(
-        session=session,
-        actor=actor,
-        action="meeting.close",
-        meeting_id=meeting_id,
-        detail={"version": result.version, "ballots": len(ballots), "digest": result.digest},
-    )
+    # The key goes with its salt: after this commit no sealed ballot of the meeting can be opened.
+    session.execute(delete(MeetingSeal).where(col(MeetingSeal.meeting_id) == meeting_id))
+    detail: dict[str, Any] = {"version": result.version, "ballots": len(ballots), "digest": result.digest}
+    if rewrite:
+        detail["risk_reason"] = risk_reason.strip()
+        detail["added"] = total - earlier[-1].ballot_count
+    audit(session=session, actor=actor, action="meeting.close", meeting_id=meeting_id, detail=detail)
     enqueue_result_event(session=session, meeting=meeting, event="meeting.closed", result=result)
     session.commit()
+    box.forget_sealer(meeting_id)
+    bind = session.get_bind()
+    assert isinstance(bind, Engine)
+    if not box.scrub(bind):
+        box.scrub_wanted = True
     return result
+
+
+def shown_groups(*, session: Session, meeting: Meeting) -> frozenset[str | None] | None:
+    """The rater groups a closed meeting's latest result shows apart; None while it is not closed."""
+    if meeting.state != "closed":
+        return None
+    result = latest_result(session=session, meeting_id=meeting.id)  # type: ignore[arg-type]
+    return breakdown_from_json(result.breakdown).shown if result.breakdown is not None else frozenset()
+
+
+def results_of(*, session: Session, meeting_id: int) -> list[Result]:
+    """Every version of a meeting's result, oldest first."""
+    return list(
+        session.scalars(select(Result).where(col(Result.meeting_id) == meeting_id).order_by(col(Result.version)))
+    )
 
 
 @dataclass(frozen=True)
@@ -300,14 +306,20 @@ def verify_meeting(*, session: Session, meeting_id: int, k: int) -> Verification
     result = latest_result(session=session, meeting_id=meeting_id)
     meeting = get_meeting(session=session, meeting_id=meeting_id)
     template = get_template(session=session, template_id=meeting.template_id, version=meeting.template_version)
-    ballots = meeting_ballots(conn=session, meeting_id=meeting_id)
+    ballots = box.meeting_ballots(conn=session, meeting_id=meeting_id)
+    earlier = [
+        breakdown_from_json(r.breakdown)
+        for r in results_of(session=session, meeting_id=meeting_id)
+        if r.version < result.version and r.breakdown is not None
+    ]
+    computed, _ = figures_for(template=template, meeting=meeting, ballots=ballots, k=k, earlier=earlier)
     return Verification(
         meeting_id=meeting_id,
         version=result.version,
         stored_digest=result.digest,
         computed_digest=ballot_set_digest(ballots),
         stored=FiguresPublic.model_validate_json(result.figures),
-        computed=figures_for(template=template, meeting=meeting, ballots=ballots, k=k),
+        computed=computed,
     )
 
 
@@ -337,7 +349,7 @@ def meeting_comments(*, session: Session, meeting_id: int) -> list[str]:
     meeting = get_meeting(session=session, meeting_id=meeting_id)
     if meeting.state != "closed":
         return []
-    comments = [b.comment for b in meeting_ballots(conn=session, meeting_id=meeting_id) if b.comment]
+    comments = [b.comment for b in box.meeting_ballots(conn=session, meeting_id=meeting_id) if b.comment]
     secrets.SystemRandom().shuffle(comments)
     return comments
 
@@ -352,16 +364,25 @@ def latest_result(*, session: Session, meeting_id: int) -> Result:
     return result
 
 
-def tally(*, session: Session, meeting_id: int) -> tuple[Meeting, Tally, int]:
+@dataclass(frozen=True)
+class TallyView:
+    meeting: Meeting
+    tally: Tally  # the box and the figures published from it
+    counted: int  # codes spent: ballots acknowledged, sealed or already mixed
+    issued: int  # live codes
+
+
+def tally(*, session: Session, meeting_id: int) -> TallyView:
     meeting = get_meeting(session=session, meeting_id=meeting_id)
     row = session.get(Tally, meeting_id)
     assert row is not None
+    turnout = session.get(Turnout, meeting_id)
     issued = session.execute(
         select(func.count())
         .select_from(BallotToken)
         .where(col(BallotToken.meeting_id) == meeting_id, col(BallotToken.void).is_(False))
     ).scalar_one()
-    return meeting, row, int(issued)
+    return TallyView(meeting, row, turnout.ballots if turnout is not None else 0, int(issued))
 
 
 # (meeting id, published count, K) -> (the published sums, the figures rendered from them, as JSON):
@@ -373,9 +394,10 @@ RENDERED_KEPT = 256
 def published_figures(*, session: Session, meeting: Meeting, row: Tally, k: int) -> str | None:
     """The figures last published, as FiguresPublic JSON; None before the first step of K.
 
-    After close they are the recount, kept in the row. While the meeting is open the writer keeps
-    only the counts and trimmed sums as they stood at the last step of K (app.tally.Snapshot), and
-    the figures are rendered from them here: every worker renders the same figures from the same sums.
+    After close they are the recount, kept in the row. While the meeting is open the mixer keeps
+    only the counts and trimmed sums as they stood after the last group (app.tally.Snapshot), and
+    the figures are rendered from them here, without rater groups apart: every worker renders the
+    same figures from the same sums.
     """
     if row.published is not None:
         return row.published
@@ -388,7 +410,7 @@ def published_figures(*, session: Session, meeting: Meeting, row: Tally, k: int)
         return cached[1]
     template = get_template(session=session, template_id=meeting.template_id, version=meeting.template_version)
     sums = Snapshot.from_json(row.published_sums)
-    figures = sums.figures(template, group_specs(meeting), rules_of(meeting, k=k))
+    figures = without_groups(sums.figures(template, group_specs(meeting), rules_of(meeting, k=k)))
     text = public_figures(template, meeting, figures, sums.distribution()).model_dump_json()
     if len(_rendered) >= RENDERED_KEPT:
         del _rendered[next(iter(_rendered))]

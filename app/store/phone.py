@@ -14,6 +14,7 @@ from app.models import (
     Meeting,
     Unit,
 )
+from app.sealing import ServerKeys
 from app.store.ballot_templates import get_template
 from app.templates import BallotTemplate
 
@@ -29,31 +30,34 @@ class BallotAccess:
     title: str = ""
     unit_name: str = ""
     template: BallotTemplate | None = None
+    meeting_id: int | None = None
+    mode: str = ""
 
 
-def ballot_access(*, conn: Session | Connection, code: str) -> BallotAccess:
+def ballot_access(*, conn: Session | Connection, code: str, keys: ServerKeys) -> BallotAccess:
     token = conn.execute(
         select(col(BallotToken.meeting_id), col(BallotToken.used), col(BallotToken.void)).where(
-            col(BallotToken.hash) == tokens_mod.token_hash(code)
+            col(BallotToken.hash) == keys.code_hash(code)
         )
     ).first()
     if token is None:
         return BallotAccess("unknown")
     meeting_id, used, void = token
-    state, title, template_id, version, unit_name = conn.execute(
+    state, title, template_id, version, unit_name, mode = conn.execute(
         select(
             col(Meeting.state),
             col(Meeting.title),
             col(Meeting.template_id),
             col(Meeting.template_version),
             col(Unit.name),
+            col(Meeting.mode),
         )
         .join(Unit, col(Unit.id) == col(Meeting.unit_id))
         .where(col(Meeting.id) == meeting_id)
     ).one()
     template = get_template(session=conn, template_id=template_id, version=version)
     token_state: TokenState = "void" if void else "spent" if used else "ready"
-    return BallotAccess(token_state, state, title, unit_name, template)
+    return BallotAccess(token_state, state, title, unit_name, template, meeting_id, mode)
 
 
 @dataclass(frozen=True)
@@ -90,7 +94,7 @@ def screen_meeting(*, conn: Session | Connection, meeting_id: int) -> ScreenMeet
     return ScreenMeeting(meeting_id, title, unit_name, mode, state, attendance, _live_tokens(conn, meeting_id))
 
 
-def claim_screen_code(*, conn: Connection, meeting_id: int) -> str | None:
+def claim_screen_code(*, conn: Connection, meeting_id: int, keys: ServerKeys) -> str | None:
     """Take one code from an open screen meeting's pool, whose size is the declared attendance.
 
     None when the meeting is not an open screen meeting or the pool is empty. The meeting row is
@@ -110,19 +114,7 @@ def claim_screen_code(*, conn: Connection, meeting_id: int) -> str | None:
     code = tokens_mod.mint_code()
     conn.execute(
         insert(BallotToken).values(
-            hash=tokens_mod.token_hash(code), meeting_id=meeting_id, group_key=None, used=False, void=False
+            hash=keys.code_hash(code), meeting_id=meeting_id, group_key=None, used=False, void=False
         )
     )
     return code
-
-
-def is_code_of_meeting(*, conn: Session | Connection, code: str, meeting_id: int) -> bool:
-    """Whether a code is a live code of this meeting: a phone's own earlier claim."""
-    found = conn.execute(
-        select(col(BallotToken.hash)).where(
-            col(BallotToken.hash) == tokens_mod.token_hash(code),
-            col(BallotToken.meeting_id) == meeting_id,
-            col(BallotToken.void).is_(False),
-        )
-    ).first()
-    return found is not None

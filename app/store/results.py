@@ -11,9 +11,11 @@ from urllib.parse import urlsplit, urlunsplit
 from sqlalchemy import Connection, and_, func, or_, select, update
 from sqlmodel import Session, col
 
+from app.disclosure import Breakdown
 from app.errors import Conflict, Invalid, NotFound
 from app.export import result_record
 from app.export_schema import ResultRecord
+from app.figures import StoredBallot, breakdown_from_json
 from app.models import (
     Category,
     Meeting,
@@ -27,7 +29,8 @@ from app.models import (
 from app.overview import UnitYears, window as review_window
 from app.store.ballot_templates import get_template
 from app.store.base import audit
-from app.store.meetings import StoredBallot, get_meeting, latest_result, meeting_ballots, unit_of
+from app.store.box import meeting_ballots
+from app.store.meetings import get_meeting, latest_result, results_of, unit_of
 from app.store.units import _category_keys, categories, find_unit, list_units
 from app.templates import BallotTemplate
 
@@ -148,6 +151,7 @@ class AuditMaterial:
     result: Result
     template: BallotTemplate
     ballots: list[StoredBallot]
+    earlier: list[Breakdown]
 
 
 def audit_material(*, session: Session, actor: str, meeting_id: int) -> AuditMaterial:
@@ -157,6 +161,11 @@ def audit_material(*, session: Session, actor: str, meeting_id: int) -> AuditMat
     unit, category = unit_of(session=session, meeting=meeting)
     template = get_template(session=session, template_id=meeting.template_id, version=meeting.template_version)
     ballots = meeting_ballots(conn=session, meeting_id=meeting_id)
+    earlier = [
+        breakdown_from_json(r.breakdown)
+        for r in results_of(session=session, meeting_id=meeting_id)
+        if r.version < result.version and r.breakdown is not None
+    ]
     audit(
         session=session,
         actor=actor,
@@ -165,7 +174,7 @@ def audit_material(*, session: Session, actor: str, meeting_id: int) -> AuditMat
         detail={"version": result.version, "ballots": len(ballots)},
     )
     session.commit()
-    return AuditMaterial(meeting, unit, category, result, template, ballots)
+    return AuditMaterial(meeting, unit, category, result, template, ballots, earlier)
 
 
 def _url_for_log(url: str) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import shutil
 import socket
-import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -27,8 +26,9 @@ from app.db import create_database
 from app.main import create_app
 from app.migrate import upgrade
 from app.redact import RedactPhonePaths
+from app.scoring import canonical_json
 from app.settings import Settings
-from tests.conftest import TEST_SECRET
+from tests.conftest import TEST_SECRET, kept_ballots
 
 CHROMIUM = shutil.which("chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -68,10 +68,14 @@ class Server:
             return [token["code"] for token in r.json()["tokens"]]
 
     def ballots(self, meeting_id: int) -> list[tuple[str, str | None]]:
-        """The stored ballots' (answers, comment), read straight from the database file."""
-        with sqlite3.connect(self.database) as conn:
-            rows = conn.execute("SELECT answers, comment FROM ballot WHERE meeting_id = ?", (meeting_id,))
-            return list(rows.fetchall())
+        """The kept ballots' (answers, comment), from the database file: mixed, or still sealed and
+        opened with the test server's keys."""
+        database = create_database(f"sqlite:///{self.database}")
+        try:
+            kept = kept_ballots(database, meeting_id)
+        finally:
+            database.dispose()
+        return [(canonical_json(ballot.answers), ballot.comment) for ballot in kept]
 
 
 def _free_port() -> int:

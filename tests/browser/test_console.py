@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from app import store
@@ -71,6 +72,7 @@ def test_a_meeting_from_sign_in_to_close(server: Server, organizer: str, laptop:
     sheet = sheet_info.value
     sheet.wait_for_load_state()
     assert sheet.locator("article.card").count() == 10
+    printed = [code.replace("-", "") for code in sheet.locator("article.card p.code").all_inner_texts()]
     sheet.screenshot(path=str(artifacts / "console-cards.png"), full_page=True)
     sheet.emulate_media(media="print")
     sheet.pdf(path=str(artifacts / "console-cards.pdf"), format="A4", print_background=True)
@@ -78,17 +80,28 @@ def test_a_meeting_from_sign_in_to_close(server: Server, organizer: str, laptop:
 
     page.reload()
     representatives = page.locator("tr:has-text('党员群众代表') td")
-    assert [representatives.nth(i).inner_text() for i in (2, 3, 4)] == ["10", "0", "0"]
+    # Issued and voided per group; how many of a group voted is not shown until close.
+    assert [representatives.nth(i).inner_text() for i in (2, 3, 4)] == ["10", "—", "0"]
     page.click("button:has-text('开启评议会，开始投票')")
     # three groups have no cards: their breakdown would stay hidden, so the console asks first
     assert "开启前请注意" in page.locator("section.warn").inner_text()
     page.click("button:has-text('我已了解，开启评议会')")
     assert page.locator(".state.big").inner_text() == "进行中"
 
+    # Closing with fewer than K ballots would publish those few: the console says so and keeps it open.
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("button:has-text('结束评议会并冻结结果')")
+    assert "本评议会只有 0 张测评票" in page.locator("[role=alert]").inner_text()
+    assert page.locator(".state.big").inner_text() == "进行中"
+    for code in printed[:6]:
+        body = {"token": code, "answers": {f"p{i:02d}": "AB"[i % 2] for i in range(1, 20)}}
+        assert httpx.post(f"{server.base}/api/v1/ballots", json=body, timeout=10).status_code == 201
     page.once("dialog", lambda dialog: dialog.accept())
     page.click("button:has-text('结束评议会并冻结结果')")
     page.wait_for_selector(".state.big.closed")
-    assert page.locator("p.flash").inner_text() == "评议会已结束，结果已冻结（第 1 版，0 张票）"
+    assert page.locator("p.flash").inner_text() == "评议会已结束，结果已冻结（第 1 版，6 张票）"
+    representatives = page.locator("tr:has-text('党员群众代表') td")
+    assert [representatives.nth(i).inner_text() for i in (2, 3, 4)] == ["10", "6", "0"]
     page.screenshot(path=str(artifacts / "console-meeting.png"), full_page=True)
 
     with server.api() as api:
