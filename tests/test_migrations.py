@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect, text
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.engine import make_url
 
-from app.db import Database, metadata
-from app.migrate import at_head
+from app import store
+from app.db import Database, create_database, metadata
+from app.main import create_app
+from app.migrate import alembic_config, at_head, upgrade
+from app.scoring import canonical_json
+from app.settings import Settings
+from tests.conftest import ALL_A, BACKENDS, KEYS, PG_URL, TEST_SECRET
 
 
 def test_upgrade_to_head_matches_the_models(database: Database) -> None:
@@ -39,3 +53,91 @@ def test_ballot_side_holds_no_time_address_or_token(database: Database) -> None:
     assert [c["name"] for c in inspector.get_columns("sealed_ballot")] == ["id", "meeting_id", "sealed"]
     assert inspector.get_foreign_keys("ballot")[0]["referred_table"] == "meeting"
     assert [fk["referred_table"] for fk in inspector.get_foreign_keys("ballot_token")] == ["meeting"]
+
+
+BEFORE_SEALING = "3c1f0d7e9a42"  # the last revision before ballots were sealed until mixed
+
+
+@pytest.fixture(params=BACKENDS)
+def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """A database of its own, with no schema yet."""
+    if request.param == "sqlite":
+        database = create_database(f"sqlite:///{tmp_path / 'old.db'}")
+        yield database
+        database.dispose()
+        return
+    name = make_url(PG_URL).database + "_migration"
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    database = create_database(make_url(PG_URL).set(database=name).render_as_string(hide_password=False))
+    yield database
+    database.dispose()
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    admin.dispose()
+
+
+def test_sealing_migration_keeps_every_code_and_ballot_and_drops_the_fingerprints(
+    empty_database: Database, tmp_path: Path
+) -> None:
+    database = empty_database
+    config = alembic_config(database.url)
+    with database.write.connect() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, BEFORE_SEALING)
+    with database.session() as session:
+        store.seed_reference(session=session)
+        store.create_unit(session=session, actor="t", code="OLD01", name="旧单位", category="party_gov")
+    codes = {"open_spent": "K7MQ2X9PAR", "open_unspent": "K7MQ2X9PAS", "closed_spent": "23456789AB"}
+    ballots = [ALL_A, {**ALL_A, "p01": "B"}]
+    with database.write.begin() as conn:
+        for meeting_id, state in ((1, "open"), (2, "closed")):
+            conn.execute(text(
+                "INSERT INTO meeting (id, unit_id, year, date, title, template_id, template_version, mode, attendance,"
+                " groups, trim, component_weight, flagged_rule, state, created_at) VALUES (:id, 1, 2026, '2026-12-01',"
+                " 't', 'default', 1, 'cards', 10, '[]', 1, '0.4', 'count', :state, '2026-12-01 08:00:00')"
+            ), {"id": meeting_id, "state": state})
+            conn.execute(text("INSERT INTO tally (meeting_id, ballot_count, published_count) VALUES (:m, 1, 0)"),
+                         {"m": meeting_id})
+        for name, code in codes.items():
+            conn.execute(text(
+                "INSERT INTO ballot_token (hash, meeting_id, group_key, used, void, fingerprint)"
+                " VALUES (:h, :m, NULL, :used, false, :f)"
+            ), {"h": hashlib.sha256(code.encode()).hexdigest(), "m": 1 if name.startswith("open") else 2,
+                "used": name.endswith("_spent"), "f": "ab" * 32 if name == "open_spent" else None})
+        for meeting_id, answers in ((1, ballots[0]), (2, ballots[1])):
+            conn.execute(text(
+                "INSERT INTO ballot (id, meeting_id, group_key, answers, total, flagged, comment)"
+                " VALUES (:id, :m, NULL, :a, '100', false, '旧意见')"
+            ), {"id": secrets.token_hex(16), "m": meeting_id, "a": canonical_json(answers)})
+    old_ids = _ballot_ids(database)
+
+    upgrade(database.write, secret=TEST_SECRET)
+
+    with database.reading() as conn:
+        ledger = dict(conn.execute(text("SELECT hash, used FROM ballot_token")).all())
+        assert "fingerprint" not in [c["name"] for c in inspect(conn).get_columns("ballot_token")]
+        assert ledger == {KEYS.code_hash(code): name.endswith("_spent") for name, code in codes.items()}
+        assert conn.execute(text("SELECT meeting_id, ballots, sealed FROM turnout ORDER BY meeting_id")).all() == [
+            (1, 1, 0), (2, 1, 0)
+        ]
+        assert conn.execute(text("SELECT meeting_id FROM meeting_seal")).scalars().all() == [1]
+        box = conn.execute(text("SELECT meeting_id, answers, comment FROM ballot ORDER BY meeting_id")).all()
+    assert [(m, json.loads(a), c) for m, a, c in box] == [(1, ballots[0], "旧意见"), (2, ballots[1], "旧意见")]
+    assert not set(_ballot_ids(database)) & set(old_ids)  # written anew, with new ids
+
+    settings = Settings(data_dir=tmp_path / "data", database_url=database.url, secret_key=TEST_SECRET,  # type: ignore[arg-type]
+                        environment="test", base_url="http://testserver", mix_interval_seconds=0)
+    with TestClient(create_app(settings, database)) as client:
+        r = client.post("/api/v1/ballots", json={"token": codes["open_unspent"], "answers": ALL_A})
+        assert r.status_code == 201, r.text
+        for spent in ("open_spent", "closed_spent"):
+            r = client.post("/api/v1/ballots", json={"token": codes[spent], "answers": {**ALL_A, "p02": "C"}})
+            assert (r.status_code, r.json()["status"]) == (200, "already_counted")
+
+
+def _ballot_ids(database: Database) -> list[str]:
+    with database.reading() as conn:
+        return list(conn.execute(text("SELECT id FROM ballot")).scalars())
