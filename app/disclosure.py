@@ -17,29 +17,38 @@ hidden group's total; a result closed again with one late ballot gives that ball
 
 from __future__ import annotations
 
-import random
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
 T = TypeVar("T")
 GroupKey = str | None
+# A source of random bytes: os.urandom in the service, a fixed one in tests.
+RandomBytes = Callable[[int], bytes]
+# Each item is placed by 128 random bits: two equal keys among a meeting's ballots would take about
+# 2**64 of them.
+SORT_KEY_BYTES = 16
 
 
-def mix_selection(pending: Sequence[T], *, k: int, final: bool, rng: random.Random) -> list[T]:
+def random_order(items: Sequence[T], random_bytes: RandomBytes) -> list[T]:
+    """The items in a uniformly random order, from one read of the system's randomness (a shuffle
+    drawing a number per item would read it once per item)."""
+    keys = random_bytes(SORT_KEY_BYTES * len(items))
+    order = sorted(range(len(items)), key=lambda i: keys[SORT_KEY_BYTES * i : SORT_KEY_BYTES * (i + 1)])
+    return [items[i] for i in order]
+
+
+def mix_selection(pending: Sequence[T], *, k: int, final: bool, random_bytes: RandomBytes) -> list[T]:
     """The sealed ballots to mix now, in the random order they are to be written.
 
     While the meeting is open: nothing until 2K wait, then all but K of them, chosen at random,
-    so that at least K are always left for the next group. At close: all of them.
+    so that at least K are always left for the next group. At close: all of them. (The first n-K
+    of a random order are a random choice of n-K, in a random order.)
     """
-    if final:
-        chosen = list(pending)
-    elif len(pending) >= 2 * k:
-        chosen = rng.sample(list(pending), len(pending) - k)
-    else:
+    if not final and len(pending) < 2 * k:
         return []
-    rng.shuffle(chosen)
-    return chosen
+    shuffled = random_order(pending, random_bytes)
+    return shuffled if final else shuffled[: len(pending) - k]
 
 
 def mix_due(pending: int, *, k: int) -> bool:

@@ -88,6 +88,12 @@ def figures_public(
                 else ", ".join(figures.insufficient_groups) + " have fewer than K ballots; no weighted score"
             },
         ).message(lang)
+    elif figures.status == "too_few":
+        message = (
+            "有效测评票太少，为保护匿名不公布得分（否则会公开这几张票的内容）"
+            if lang != "en"
+            else "Too few valid ballots: no score is published, as it would show what those few said"
+        )
     elif figures.status == "no_ballots":
         message = "尚无有效测评票" if lang != "en" else "No valid ballots yet"
     return FiguresPublic(

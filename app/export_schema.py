@@ -90,7 +90,7 @@ class ResultRecord(BaseModel):
     result_version: int = PydanticField(description="1 at the first close; each re-close after a reopen adds 1")
     digest: str = PydanticField(description="SHA-256 of the meeting's ballot set, recomputable from the audit export")
     closed_at: dt.datetime
-    status: Literal["ok", "no_ballots", "insufficient"]
+    status: Literal["ok", "no_ballots", "too_few", "insufficient"]
     ballots: int = PydanticField(description="every ballot in the box")
     counted: int = PydanticField(description="ballots that entered the mean")
     dropped: int = PydanticField(description="ballots dropped by the trim rule (highest and lowest)")

@@ -407,7 +407,7 @@ class FiguresPublic(BaseModel):
     dropped: int
     flagged: int
     excluded_flagged: int
-    status: Literal["ok", "no_ballots", "insufficient"]
+    status: Literal["ok", "no_ballots", "too_few", "insufficient"]
     message: str | None
     score: Figure | None
     component: Figure | None

@@ -22,7 +22,7 @@ DISPLAY_PLACES = 2
 DEFAULT_COMPONENT_WEIGHT = Decimal("0.4")
 
 FlaggedRule = Literal["count", "exclude"]
-ScoreStatus = Literal["ok", "no_ballots", "insufficient"]
+ScoreStatus = Literal["ok", "no_ballots", "too_few", "insufficient"]
 
 
 @dataclass(frozen=True)
@@ -160,7 +160,8 @@ def assemble(
 ) -> Figures:
     """A meeting's figures from counts and a source of trimmed sums, following DESIGN.md's rules.
 
-    Unweighted: the trimmed mean of all counted totals. Weighted: each weighted group's trimmed
+    Fewer than k valid ballots in all: no score ("too_few"). Unweighted: the trimmed mean of all counted
+    totals. Weighted: each weighted group's trimmed
     mean times its weight; every weighted group needs at least k ballots or the score is
     "insufficient". Point averages are taken over the same ballots as the score, so that they
     add up to it exactly: the result can be explained point by point. ``compute`` feeds it from
@@ -178,6 +179,12 @@ def assemble(
     if total_eligible == 0:
         return Figures(
             counted=0, dropped=0, status="no_ballots", score=None, component=None, total_sum=Decimal(0), **base
+        )
+    if total_eligible < rules.k:
+        # The mean of fewer than K ballots (with uniform ballots excluded, say) would publish what
+        # those few said: no score, as for a group below K.
+        return Figures(
+            counted=0, dropped=0, status="too_few", score=None, component=None, total_sum=Decimal(0), **base
         )
     weighted = [spec for spec in groups if spec.weight]
     if not weighted:

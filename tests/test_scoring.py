@@ -150,8 +150,6 @@ def test_single_point_template_is_never_flagged() -> None:
         (["AAAAA", "AAAAC", "AAAAD", "AACCC", "ACCCC", "AADDC"], 2, Fraction(75), 2, 4, "150"),
         # trim=2 with five ballots: no trim -> (100+90+80+70+60)/5 = 80
         (["AAAAA", "AAAAC", "AAAAD", "AACCC", "ACCCC"], 2, Fraction(80), 5, 0, "400"),
-        # a single ballot is its own mean
-        (["ABCDA"], 1, Fraction(66), 1, 0, "66"),
     ],
 )
 def test_trimmed_mean(
@@ -395,7 +393,7 @@ def test_unweighted_group_below_k_has_no_score() -> None:
          Fraction(112, 3)),  # 280/3 x 2/5
         (["AAAAA", "AAAAB", "AAAAB", "AAAAB", "AAABB", "AAAAC", "AAAAC", "DDDDD"], "0.3",
          Fraction(28)),  # 280/3 x 3/10
-        (["ABCDA"], "1", Fraction(66)),
+        (["ABCDA"] * 5, "1", Fraction(66)),
     ],
 )
 def test_component(specs_: list[str], weight: str, component: Fraction) -> None:
@@ -585,6 +583,9 @@ def test_unweighted_score_is_the_trimmed_mean(items: list[ScoredBallot], rules: 
     if not eligible:
         assert figures.status == "no_ballots"
         return
+    if len(eligible) < rules.k:
+        assert (figures.status, figures.score, figures.component) == ("too_few", None, None)
+        return
     totals = [b.total for b in eligible]
     assert figures.score == reference_trimmed_mean(totals, rules.trim)
     assert min(totals) <= figures.score <= max(totals)
@@ -602,7 +603,8 @@ def test_one_group_weighted_100_is_its_plain_trimmed_mean(items: list[ScoredBall
         assert weighted.status == "no_ballots"
         return
     if len(eligible) < rules.k:
-        assert (weighted.status, weighted.score, weighted.insufficient_groups) == ("insufficient", None, ["g"])
+        # Fewer than K in all: no score at all, before any group is looked at.
+        assert (weighted.status, weighted.score, weighted.insufficient_groups) == ("too_few", None, [])
         return
     plain = compute(T, items, [], rules)
     assert weighted.score == plain.score == reference_trimmed_mean([b.total for b in eligible], rules.trim)
@@ -634,7 +636,7 @@ def test_compute_on_another_template() -> None:
                    {"id": "b", "name": "乙", "points": [{"id": "y", "name": "y", "max": 50}]}]}
     )
     items = [score_ballot(two, {"x": x, "y": y}, None) for x, y in [("50", "50"), ("25", "25"), ("0", "0.5")]]
-    figures = compute(two, items, [], Rules())
+    figures = compute(two, items, [], Rules(k=3))
     assert figures.score == Fraction(301, 6)
     assert figures.point_averages == {"x": Fraction(25), "y": Fraction(151, 6)}
     assert figures.item_averages == {"a": Fraction(25), "b": Fraction(151, 6)}
@@ -651,3 +653,17 @@ def test_weighted_result_is_the_same_for_shuffled_ballots() -> None:
     expected = run(EVERYONE, specs("40", "30", "20", "10"))
     for seed in range(5):
         assert run(_shuffled(EVERYONE, seed), specs("40", "30", "20", "10")) == expected
+
+
+@pytest.mark.parametrize(("uniform", "status", "counted"), [(1, "ok", 5), (2, "too_few", 0)])
+def test_fewer_than_k_valid_ballots_publish_no_score(uniform: int, status: str, counted: int) -> None:
+    """Six ballots with uniform ones excluded: four valid are fewer than K, and their mean would show them."""
+    template = default_template()
+    varied = {f"p{i:02d}": "AB"[i % 2] for i in range(1, 20)}
+    ballots = [score_ballot(template, dict.fromkeys(varied, "A"), None)] * uniform
+    ballots += [score_ballot(template, varied, None)] * (6 - uniform)
+    figures = compute(template, ballots, [], Rules(trim=0, k=5, flagged_rule="exclude"))
+    assert (figures.status, figures.counted, figures.ballots, figures.excluded_flagged) == (
+        status, counted, 6, uniform
+    )
+    assert (figures.score is None) is (status == "too_few")

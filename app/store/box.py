@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import secrets
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Select, Table, bindparam, delete, insert, select, text, update
 from sqlmodel import Session, col
 
-from app.disclosure import mix_selection
+from app.disclosure import mix_selection, random_order
 from app.figures import StoredBallot, rules_of
 from app.models import Ballot, Meeting, MeetingSeal, SealedBallot, Tally, TemplateVersion, Turnout
 from app.scoring import ScoredBallot, canonical_json, score_ballot
@@ -28,8 +29,6 @@ from app.tally import MeetingTally
 from app.templates import BallotTemplate
 
 log = logging.getLogger("onsite_ballot.box")
-# The system's own randomness: which ballots wait for the next group, and the order ballots are written in.
-_RANDOM = secrets.SystemRandom()
 BOX_ID_BYTES = 16
 
 
@@ -133,7 +132,9 @@ def mix(
         return 0
     template = template_from_body(meeting.template_body)
     count, state = conn.execute(_TALLY, {"meeting_id": meeting_id}).one()
-    chosen = mix_selection(conn.execute(_PENDING, {"meeting_id": meeting_id}).all(), k=k, final=final, rng=_RANDOM)
+    # The system's own randomness decides which ballots wait for the next group and the order ballots are written in.
+    pending = conn.execute(_PENDING, {"meeting_id": meeting_id}).all()
+    chosen = mix_selection(pending, k=k, final=final, random_bytes=os.urandom)
     if not chosen and not rewrite:
         return 0
     opened: list[ScoredBallot] = []
@@ -142,8 +143,8 @@ def mix(
         if meeting.salt is None:
             raise MeetingKeyGone(meeting_id)
         sealer = sealer_for(keys, meeting_id, meeting.salt, template)
-        for pending in chosen:
-            content = sealer.open(pending.sealed)
+        for row in chosen:
+            content = sealer.open(row.sealed)
             scored = score_ballot(template, content.answers, content.group)
             opened.append(scored)
             rows.append(_box_row(meeting_id, scored, content.comment))
@@ -159,8 +160,10 @@ def mix(
             tally.add(scored, rules)
         if rewrite:
             conn.execute(delete(Ballot).where(col(Ballot.meeting_id) == meeting_id))
-            rows += [_box_row(meeting_id, s, b.comment) for s, b in zip(earlier_scored, earlier, strict=True)]
-            _RANDOM.shuffle(rows)
+            rows = random_order(
+                [*rows, *(_box_row(meeting_id, s, b.comment) for s, b in zip(earlier_scored, earlier, strict=True))],
+                os.urandom,
+            )
         count = len(earlier) + len(opened)
     else:
         # The stored text is what this process wrote last, unless a rollback or another worker
@@ -175,7 +178,7 @@ def mix(
         else:
             conn.execute(_STORE, rows)
     if chosen:
-        conn.execute(_UNSEALED, {"ids": [pending.id for pending in chosen]})
+        conn.execute(_UNSEALED, {"ids": [row.id for row in chosen]})
         conn.execute(_MIXED, {"turnout_meeting": meeting_id, "mixed": len(chosen)})
     text_now = tally.to_json()
     _parsed[meeting_id] = (text_now, tally)
