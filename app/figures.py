@@ -60,8 +60,66 @@ class StoredBallot:
     comment: str | None
 
 
+@dataclass(frozen=True)
+class Subject:
+    """What a result says about the unit it rates, as it stood at close."""
+
+    unit_code: str
+    unit_name: str
+    category: str
+
+
+DIGEST_FORMAT = "onsite-ballot/result-digest/v2"
+
+
+def result_digest(
+    *,
+    ballots: Iterable[StoredBallot],
+    template: BallotTemplate,
+    meeting: MeetingSettings,
+    k: int,
+    subject: Subject,
+    earlier: Sequence[Breakdown] = (),
+) -> str:
+    """SHA-256 of everything a result depends on, as one canonical JSON document (README, "The digest").
+
+    The ballots (sorted by their own canonical text, so that their order tells nothing), the
+    template version's whole content, the counting rules (trim, K, the component's share, the rule
+    for uniform ballots, the rater groups and their weights), what the versions before this one
+    showed of the groups, and the unit as the result names it. Change any of them and the digest
+    changes: a recount cannot be fooled by a file whose rules were rewritten to match its figures.
+    """
+    document = {
+        "format": DIGEST_FORMAT,
+        "ballots": sorted(
+            ({"group": b.group, "answers": b.answers, "comment": b.comment or ""} for b in ballots), key=canonical_json
+        ),
+        "template": json.loads(template.to_json()),
+        "rules": rules_document(meeting, k=k),
+        "earlier_versions": [
+            {"counts": sorted(([key, n] for key, n in before.counts.items()), key=lambda kn: str(kn[0])),
+             "shown": sorted(before.shown, key=str)}
+            for before in earlier
+        ],
+        "unit": {"code": subject.unit_code, "name": subject.unit_name, "category": subject.category},
+    }
+    return hashlib.sha256(canonical_json(document).encode("utf-8")).hexdigest()
+
+
+def rules_document(meeting: MeetingSettings, *, k: int) -> dict[str, object]:
+    """The counting rules as the digest and an audit file give them."""
+    return {
+        "trim": meeting.trim,
+        "k": k,
+        "component_weight": meeting.component_weight,
+        "flagged_rule": meeting.flagged_rule,
+        "groups": json.loads(meeting.groups),
+    }
+
+
 def ballot_set_digest(ballots: Iterable[StoredBallot]) -> str:
-    """SHA-256 over the sorted canonical ballots; anyone with the raw ballots can recompute it."""
+    """The digest of results closed before 2026-12-02 (format 1): SHA-256 over the sorted canonical
+    ballots alone. Kept so that those results can still be verified; new ones use ``result_digest``."""
     canon = sorted(
         canonical_json({"group": b.group, "answers": b.answers, "comment": b.comment or ""}) for b in ballots
     )
