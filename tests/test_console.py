@@ -182,6 +182,7 @@ def test_create_admin_command(tmp_path: object, monkeypatch: pytest.MonkeyPatch,
     import io
 
     monkeypatch.setenv("ONSITE_BALLOT_DATA_DIR", str(tmp_path))
+    assert cli.main(["migrate"]) == 0  # the service's database, as `make run` leaves it
     monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
     assert cli.main(["create-admin", "root"]) == 2
     assert "密码至少需要 10 个字符" in capsys.readouterr().err
