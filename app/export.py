@@ -10,9 +10,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
+from zoneinfo import ZoneInfo
 
 from app.errors import Invalid, Problem
 from app.export_schema import ResultRecord
+from app.localtime import local_text, zone_label
 from app.models import (
     Category,
     Figure,
@@ -178,7 +180,7 @@ RESULT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("测评票模板", "Template"),
     ("模板版本", "Template version"),
     ("结果版本", "Result version"),
-    ("结束时间(UTC)", "Closed at (UTC)"),
+    ("结束时间（{zone}）", "Closed at ({key})"),
     ("状态", "Status"),
     ("测评票总数", "Ballots"),
     ("计入票数", "Ballots counted"),
@@ -220,18 +222,20 @@ GROUP_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 
-def results_table(records: Sequence[ResultRecord]) -> Table:
+def results_table(records: Sequence[ResultRecord], zone: ZoneInfo) -> Table:
+    """One row per result; the close time in ``zone``, as the people who open the sheet live."""
     rows: list[list[Cell]] = [
         [
             r.unit_code, r.unit_name, r.category, r.category_name, r.year, r.meeting_id, r.meeting_date.isoformat(),
             r.meeting_title, r.template_id, r.template_version, r.result_version,
-            r.closed_at.astimezone(dt.UTC).isoformat(), r.status, r.ballots, r.counted, r.dropped, r.flagged,
+            local_text(r.closed_at, zone, seconds=True), r.status, r.ballots, r.counted, r.dropped, r.flagged,
             r.excluded_flagged, _rounded(r.score), _exact(r.score), r.component_weight, _rounded(r.component),
             _exact(r.component), r.total_sum, r.digest,
         ]
         for r in records
     ]
-    return Table("结果 Results", _headers(RESULT_COLUMNS), rows)
+    columns = [(zh.format(zone=zone_label(zone)), en.format(key=zone.key)) for zh, en in RESULT_COLUMNS]
+    return Table("结果 Results", _headers(columns), rows)
 
 
 def points_table(records: Sequence[ResultRecord]) -> Table:

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field as PydanticField, field_validator
 
-from app.models import ApiModel, Figure, FiguresPublic, GroupFigure, GroupPublic, ItemFigure
+from app.models import ApiModel, Figure, FiguresPublic, GroupFigure, GroupPublic, ItemFigure, UtcDateTime
 
 RESULT_SCHEMA_VERSION: Final = 1
 AUDIT_FORMAT: Final = "onsite-ballot/audit/v1"
@@ -89,7 +89,7 @@ class ResultRecord(BaseModel):
     template_version: int
     result_version: int = PydanticField(description="1 at the first close; each re-close after a reopen adds 1")
     digest: str = PydanticField(description="SHA-256 of the meeting's ballot set, recomputable from the audit export")
-    closed_at: dt.datetime
+    closed_at: UtcDateTime
     status: Literal["ok", "no_ballots", "insufficient"]
     ballots: int = PydanticField(description="every ballot in the box")
     counted: int = PydanticField(description="ballots that entered the mean")
@@ -118,7 +118,7 @@ class WebhookBody(BaseModel):
     schema_version: Literal[1] = RESULT_SCHEMA_VERSION
     event: WebhookEvent
     delivery_id: str
-    occurred_at: dt.datetime
+    occurred_at: UtcDateTime
     result: ResultRecord = PydanticField(
         description="meeting.closed: the new result; meeting.reopened: the result that no longer stands"
     )
@@ -160,12 +160,12 @@ class WebhookPublic(BaseModel):
     id: int
     url: str
     events: list[WebhookEvent]
-    created_at: dt.datetime
+    created_at: UtcDateTime
 
 
 class AttemptPublic(BaseModel):
     number: int
-    at: dt.datetime
+    at: UtcDateTime
     status_code: int | None
     error: str | None
     duration_ms: int
@@ -179,9 +179,9 @@ class DeliveryPublic(BaseModel):
     result_version: int
     status: Literal["pending", "delivered", "failed", "cancelled"]
     attempts: int
-    next_attempt_at: dt.datetime | None = PydanticField(description="null once delivered, failed or cancelled")
-    created_at: dt.datetime
-    delivered_at: dt.datetime | None
+    next_attempt_at: UtcDateTime | None = PydanticField(description="null once delivered, failed or cancelled")
+    created_at: UtcDateTime
+    delivered_at: UtcDateTime | None
     last_status_code: int | None
     log: list[AttemptPublic]
 
@@ -261,7 +261,7 @@ class AuditMeeting(BaseModel):
 class AuditPublished(BaseModel):
     version: int
     digest: str
-    closed_at: dt.datetime
+    closed_at: UtcDateTime
     figures: FiguresPublic
 
 

@@ -7,11 +7,13 @@ neither holds a time, an address, a user agent or anything that follows submissi
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field as PydanticField
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field as PydanticField
 from sqlalchemy import Column, ForeignKeyConstraint, Index, Text
 from sqlmodel import Field, SQLModel
+
+from app.localtime import as_utc
 
 MeetingState = Literal["draft", "open", "closed"]
 Mode = Literal["cards", "screen"]
@@ -19,6 +21,10 @@ Mode = Literal["cards", "screen"]
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+# A time in an API answer: ISO 8601 with the offset ("…Z"), whatever the database gave back.
+UtcDateTime = Annotated[dt.datetime, AfterValidator(as_utc)]
 
 
 # ---- tables ----------------------------------------------------------------------------------
@@ -389,7 +395,7 @@ class ResultPublic(BaseModel):
     meeting_id: int
     version: int
     digest: str
-    closed_at: dt.datetime
+    closed_at: UtcDateTime
     figures: FiguresPublic
 
 

@@ -14,7 +14,7 @@ from fractions import Fraction
 from pydantic import BaseModel
 
 from app.export import figure
-from app.models import Figure, FiguresPublic
+from app.models import Figure, FiguresPublic, UtcDateTime
 from app.scoring import round_half_up
 
 # How many of a unit's points the report singles out as its weakest.
@@ -56,6 +56,7 @@ class FeedbackReport(BaseModel):
     title: str
     result_version: int
     digest: str
+    closed_at: UtcDateTime
     score: Figure | None
     component: Figure | None
     score_comparison: Comparison | None

@@ -6,6 +6,7 @@ server-rendered form page; every number on it comes from the same store function
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -13,13 +14,41 @@ from urllib.parse import quote
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
+from jinja2 import pass_context
+from jinja2.runtime import Context
 
 from app.auth import ROLE_NAMES, Principal
 from app.errors import DomainError
+from app.localtime import local_date, local_text, zone_label
 from app.routes.access import SESSION_USER, csrf_token
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent.parent / "templates"
 templates = Jinja2Templates(directory=TEMPLATE_DIR)
+
+
+def _zone(context: Context) -> Any:
+    return context["request"].app.state.settings.zone
+
+
+@pass_context
+def _local(context: Context, value: dt.datetime | None, seconds: bool = False) -> str:
+    """A stored UTC time as the organizer reads it: in the service's zone (settings.timezone)."""
+    return "" if value is None else local_text(value, _zone(context), seconds=seconds)
+
+
+@pass_context
+def _local_date(context: Context, value: dt.datetime | None) -> str:
+    return "" if value is None else local_date(value, _zone(context))
+
+
+@pass_context
+def _zone_name(context: Context) -> str:
+    return zone_label(_zone(context))
+
+
+templates.env.filters["local"] = _local
+templates.env.filters["local_date"] = _local_date
+templates.env.globals["zone_name"] = _zone_name
 
 STATE_NAMES = {"draft": "未开始", "open": "进行中", "closed": "已结束"}
 MODE_NAMES = {"cards": "测评卡（每人一张二维码）", "screen": "大屏二维码（现场扫码领取）"}

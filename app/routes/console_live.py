@@ -197,6 +197,7 @@ def build_report(session: Session, meeting_id: int, k: int) -> FeedbackReport:
         comments=store.meeting_comments(session=session, meeting_id=meeting_id),
         meeting_id=meeting_id, unit_code=unit.code, unit_name=unit.name, category=category.name,
         year=meeting.year, title=meeting.title, result_version=result.version, digest=result.digest,
+        closed_at=result.created_at,
     )
 
 

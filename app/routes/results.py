@@ -40,7 +40,7 @@ XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
 RESULT_FILTERS = ("year", "category", "unit", "since", "cursor", "limit", "format", "table")
-TABLES = {"results": results_table, "points": points_table, "groups": groups_table}
+TABLES = ("results", "points", "groups")
 
 router = APIRouter(prefix="/api/v1", responses=ERRORS)
 
@@ -97,6 +97,7 @@ def _file_name(year: int | None, category: str | None, unit: str | None, extensi
 def list_results(
     request: Request,
     session: SessionDep,
+    settings: SettingsDep,
     _: Exporter,
     year: int | None = None,
     category: str | None = None,
@@ -140,10 +141,12 @@ def list_results(
     if kind == "json":
         return ResultPage(results=records, next_cursor=next_cursor)
     headers = {"X-Next-Cursor": next_cursor} if next_cursor else {}
+    tables = {"results": results_table(records, settings.zone), "points": points_table(records),
+              "groups": groups_table(records)}
     if kind == "csv":
-        body, media = sheets.to_csv(TABLES[table](records)), CSV_MIME
+        body, media = sheets.to_csv(tables[table]), CSV_MIME
     else:
-        body, media = sheets.to_xlsx([results_table(records), points_table(records), groups_table(records)]), XLSX_MIME
+        body, media = sheets.to_xlsx(list(tables.values())), XLSX_MIME
     name = _file_name(year, category, unit, kind if kind == "xlsx" else f"{table}.csv")
     headers["Content-Disposition"] = f'attachment; filename="{name}"'
     return Response(body, media_type=media, headers=headers)
