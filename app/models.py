@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field as PydanticField
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field as PydanticField, model_validator
 from sqlalchemy import Column, ForeignKeyConstraint, Index, Text
 from sqlmodel import Field, SQLModel
 
@@ -283,6 +283,35 @@ class ReopenBody(ApiModel):
 class MintBody(ApiModel):
     count: int = PydanticField(ge=1, le=1000)
     group: str | None = None
+
+
+class CardsBody(ApiModel):
+    """Cards for one rater group (or none), or for several groups at once: one sheet, one print job."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"count": 40}, {"groups": {"leaders": 7, "representatives": 20}}]},
+    )
+
+    count: int | None = PydanticField(default=None, ge=1, le=1000)
+    group: str | None = None
+    groups: dict[str, Annotated[int, PydanticField(ge=1, le=1000)]] | None = PydanticField(
+        default=None, description="cards per rater group, all on one sheet; instead of count and group"
+    )
+
+    @model_validator(mode="after")
+    def _one_way(self) -> CardsBody:
+        if (self.count is None) == (self.groups is None) or (self.groups is not None and self.group is not None):
+            raise ValueError("give count (and optionally group), or groups")
+        if self.groups is not None and not self.groups:
+            raise ValueError("groups names at least one rater group")
+        return self
+
+    def batches(self) -> list[tuple[str | None, int]]:
+        if self.groups is not None:
+            return list(self.groups.items())
+        assert self.count is not None
+        return [(self.group, self.count)]
 
 
 class MintedToken(BaseModel):

@@ -130,6 +130,7 @@ TABLE: list[tuple[str, str, str, dict[str, Any] | None, dict[str, int]]] = [
     ("POST", "/units/import", "/units/import", {}, page(STAFF, 422)),
     ("POST", "/meetings/new", "/meetings/new", {}, page(STAFF, 422)),
     ("POST", "/meetings/{meeting_id}/cards", "/meetings/1/cards", {}, page(STAFF, 422, category=True)),
+    ("POST", "/meetings/{meeting_id}/cards/all", "/meetings/1/cards/all", {}, page(STAFF, 422, category=True)),
     ("POST", "/meetings/{meeting_id}/void", "/meetings/1/void", {"group": "none"}, page(STAFF, 303, category=True)),
     ("POST", "/meetings/{meeting_id}/reopen", "/meetings/1/reopen", {}, page(STAFF, 422, category=True)),
     ("POST", "/ballot-templates-new", "/ballot-templates-new", {}, page(ADMINS, 422)),

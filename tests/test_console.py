@@ -42,7 +42,7 @@ def test_sign_in_out(client: TestClient, database: Database) -> None:
     cookie = r.headers["set-cookie"]
     assert "httponly" in cookie.lower() and "samesite=lax" in cookie.lower()
     page = client.get("/meetings")
-    assert "wang · 管理员" in page.text
+    assert "王主任 · 管理员" in page.text
     r = client.post("/logout", data={"csrf": csrf_of(page.text)}, follow_redirects=False)
     assert (r.status_code, r.headers["location"]) == (303, "/login")
     assert client.get("/meetings", follow_redirects=False).status_code == 303
@@ -156,9 +156,10 @@ def test_meeting_open_warns_about_small_groups(client: TestClient, database: Dat
     sheet = client.post("/meetings/1/cards", data={"csrf": csrf, "count": "10", "group": "reps"})
     assert sheet.status_code == 201
     assert sheet.text.count('<article class="card') == 10
+    assert client.post("/meetings/1/cards", data={"csrf": csrf, "count": "2", "group": "leaders"}).status_code == 201
     r = client.post("/meetings/1/open", data={"csrf": csrf})
     assert r.status_code == 409
-    assert "班子成员：0 张" in r.text
+    assert "班子成员：2 张" in r.text
     r = client.post("/meetings/1/open", data={"csrf": csrf, "confirm": "1"}, follow_redirects=False)
     assert r.status_code == 303
     assert client.get("/api/v1/meetings/1").json()["state"] == "open"

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from app import store
 from app.errors import Conflict
-from app.models import MintBody
+from app.models import CardsBody
 from app.qr import qr_svg
 from app.routes.access import Staff
 from app.routes.api import managed_meeting
@@ -57,17 +57,18 @@ def _short(url: str) -> str:
     responses={201: {"content": {"text/html": {}}, "description": "the printable A4 card sheet"}},
 )
 def mint_cards(
-    meeting_id: int, body: MintBody, session: SessionDep, settings: SettingsDep, principal: Staff, page: PageDep
+    meeting_id: int, body: CardsBody, session: SessionDep, settings: SettingsDep, principal: Staff, page: PageDep
 ) -> Response:
     """Mint single-use codes and answer with their printable A4 card sheet (HTML; print at 100%).
 
-    The codes are in this answer only: save it nowhere, print it, and mint new cards (voiding
-    the old ones) if the sheet is lost. `?lang=en` for English cards.
+    `{"count": 40}` (optionally with `"group"`), or `{"groups": {"leaders": 7, ...}}` for every
+    group's cards on one sheet. The codes are in this answer only: save it nowhere, print it, and
+    mint new cards (voiding the old ones) if the sheet is lost. `?lang=en` for English cards.
     """
     # Who may mint cards is who may mint codes: POST /api/v1/meetings/{id}/tokens.
     meeting = managed_meeting(session, principal, meeting_id)
-    minted = store.mint_tokens(session=session, actor=principal.name, meeting_id=meeting_id, count=body.count,
-                               group=body.group)
+    minted = store.mint_token_batches(session=session, actor=principal.name, meeting_id=meeting_id,
+                                      batches=body.batches())
     unit, _ = store.unit_of(session=session, meeting=meeting)
     groups = {spec.key: (index, spec.name) for index, spec in enumerate(store.group_specs(meeting))}
     base = settings.base_url.rstrip("/")

@@ -12,9 +12,10 @@ from fastapi.responses import HTMLResponse, Response
 from app import store
 from app.auth import USER_ROLES
 from app.errors import DomainError, Invalid
+from app.labels import actor_label
 from app.overview import build_overview
 from app.routes.access import Admin, Reader
-from app.routes.console import field_errors, flash, redirect, render
+from app.routes.console import audit_rows, field_errors, flash, redirect, render
 from app.routes.deps import SessionDep
 from app.templates import parse_template
 
@@ -166,9 +167,12 @@ def audit_page(
 ) -> HTMLResponse:
     meeting_id = int(meeting) if meeting.strip().isdigit() else None
     events = store.list_audit(session=session, meeting_id=meeting_id, actor=actor or None)
-    return render(request, "organizer/audit.html", principal, events=events,
-                  actors=store.audit_actors(session=session), meetings=store.list_meetings(session=session),
-                  meeting=meeting_id, actor=actor)
+    meetings = store.list_meetings(session=session)
+    groups = {spec.key: spec.name for m in meetings for spec in store.group_specs(m)}
+    people = {user.username: user.display_name for user in store.list_users(session=session)}
+    actors = [(a, actor_label(a, people)) for a in store.audit_actors(session=session)]
+    return render(request, "organizer/audit.html", principal, events=audit_rows(session, events, groups),
+                  actors=actors, meetings=meetings, meeting=meeting_id, actor=actor)
 
 
 # ---- year overview ----------------------------------------------------------------------------

@@ -14,11 +14,12 @@ from starlette.concurrency import run_in_threadpool
 from app import store
 from app.auth import Principal
 from app.errors import DomainError, Invalid
-from app.models import GroupIn, Meeting, MeetingCreate, MintBody
+from app.models import CardsBody, GroupIn, Meeting, MeetingCreate
 from app.routes.access import Reader, Staff, ensure_manages
 from app.routes.api import managed_meeting, seen_meeting
-from app.routes.console import field_errors, flash, redirect, render
+from app.routes.console import audit_rows, field_errors, flash, redirect, render
 from app.routes.deps import SessionDep, SettingsDep, notify_changed
+from app.settings import Settings
 from app.store import DEFAULT_GROUPS
 
 router = APIRouter(include_in_schema=False)
@@ -55,11 +56,18 @@ def _meeting_form_context(session: Session, principal: Principal) -> dict[str, A
     return {"units": units, "templates": templates, "default_groups": DEFAULT_GROUPS}
 
 
+def default_title(unit_name: str, year: int | str) -> str:
+    """The title a review meeting usually has; the unit's name first, since every unit's is alike."""
+    return f"{unit_name}{year}年度党建工作述职评议会"
+
+
 @router.get("/meetings/new")
 def new_meeting_page(request: Request, session: SessionDep, principal: Staff, unit: str = "") -> HTMLResponse:
     today = dt.date.today()
+    chosen = store.find_unit(session=session, code=unit) if unit else None
     form = {"unit_code": unit, "year": today.year, "date": today.isoformat(), "mode": "cards", "attendance": 35,
-            "trim": 1, "component_weight": "0.4", "flagged_rule": "count", "template": "default"}
+            "trim": 1, "component_weight": "0.4", "flagged_rule": "count", "template": "default",
+            "title": default_title(chosen.name, today.year) if chosen is not None else ""}
     for index, (key, name) in enumerate(DEFAULT_GROUPS):
         form[f"group_key_{index}"], form[f"group_name_{index}"] = key, name
     return render(request, "organizer/meeting_form.html", principal, form=form,
@@ -79,8 +87,10 @@ async def create_meeting(request: Request, session: SessionDep, principal: Staff
 
 def _create_meeting(request: Request, session: Session, principal: Principal, form: dict[str, str]) -> Response:
     try:
+        unit = store.find_unit(session=session, code=form.get("unit_code", ""))
+        if unit is not None and not form.get("title", "").strip() and form.get("year", "").strip().isdigit():
+            form = {**form, "title": default_title(unit.name, form["year"].strip())}
         body = _meeting_body(form)
-        unit = store.find_unit(session=session, code=body.unit_code)
         if unit is not None:
             ensure_manages(principal, unit.category_key)
         meeting = store.create_meeting(session=session, actor=principal.name, body=body)
@@ -95,7 +105,9 @@ def _meeting_body(form: dict[str, str]) -> MeetingCreate:
     template_id, _, version = form.get("template", "default").partition(":")
     groups = []
     for index in range(GROUP_ROWS):
-        key, name = form.get(f"group_key_{index}", "").strip(), form.get(f"group_name_{index}", "").strip()
+        name = form.get(f"group_name_{index}", "").strip()
+        # The default groups keep their keys (hidden fields); a group the organizer names gets one.
+        key = form.get(f"group_key_{index}", "").strip() or (f"g{index + 1}" if name else "")
         if key or name:
             groups.append({"key": key, "name": name, "weight": form.get(f"group_weight_{index}", "").strip() or None})
     try:
@@ -136,15 +148,19 @@ def _meeting_view(session: Session, meeting: Meeting, k: int) -> dict[str, Any]:
     unit, category = store.unit_of(session=session, meeting=meeting)
     counts = store.token_counts(session=session, meeting_id=meeting.id)  # type: ignore[arg-type]
     groups: list[dict[str, Any]] = []
-    for spec in store.group_specs(meeting):
+    specs = store.group_specs(meeting)
+    for spec in specs:
         entry = counts.get(spec.key, {"issued": 0, "spent": 0, "void": 0})
-        groups.append({"spec": spec, **entry, "short": entry["issued"] < k})
+        # Only a group that was given cards, but fewer than K, has a breakdown that will stay hidden.
+        groups.append({"spec": spec, **entry, "short": 0 < entry["issued"] < k})
     ungrouped = counts.get(None)
     _, tally, issued = store.tally(session=session, meeting_id=meeting.id)  # type: ignore[arg-type]
+    template = store.get_template(session=session, template_id=meeting.template_id, version=meeting.template_version)
+    events = store.list_audit(session=session, meeting_id=meeting.id, limit=20)
     return {"meeting": meeting, "unit": unit, "category": category, "groups": groups, "ungrouped": ungrouped,
-            "weighted": any(g["spec"].weight for g in groups),
+            "weighted": any(g["spec"].weight for g in groups), "template_name": template.name,
             "tally": tally, "issued": issued, "k": k,
-            "audit": store.list_audit(session=session, meeting_id=meeting.id, limit=20)}
+            "audit": audit_rows(session, events, {spec.key: spec.name for spec in specs})}
 
 
 @router.get("/meetings/{meeting_id}")
@@ -181,9 +197,21 @@ def open_meeting(
 
 @router.post("/meetings/{meeting_id}/close")
 def close_meeting(
-    meeting_id: int, request: Request, session: SessionDep, settings: SettingsDep, principal: Staff
+    meeting_id: int,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Staff,
+    confirm: Annotated[str, Form()] = "",
 ) -> Response:
-    managed_meeting(session, principal, meeting_id)
+    meeting = managed_meeting(session, principal, meeting_id)
+    if not confirm and meeting.state == "open":
+        # Say, at the moment of closing, how many of the declared attendance have not voted.
+        view = _meeting_view(session, meeting, settings.k_anonymity)
+        voted = view["tally"].ballot_count
+        return render(request, "organizer/meeting.html", principal, can_manage=True,
+                      confirm_close={"attendance": meeting.attendance, "voted": voted,
+                                     "missing": max(meeting.attendance - voted, 0)}, **view)
     result = store.close_meeting(session=session, actor=principal.name, meeting_id=meeting_id,
                                  k=settings.k_anonymity)
     notify_changed(request, meeting_id)
@@ -228,12 +256,41 @@ def print_cards(
 
     meeting = managed_meeting(session, principal, meeting_id)
     try:
-        body = MintBody(count=int(count) if count.strip().isdigit() else 0, group=group or None)
+        body = CardsBody(count=int(count) if count.strip().isdigit() else 0, group=group or None)
     except ValidationError:
         view = _meeting_view(session, meeting, settings.k_anonymity)
         return render(request, "organizer/meeting.html", principal, status=422, can_manage=True,
                       form={"count": count, "group": group},
                       errors={"count": f"请填写 1 到 {store.MAX_MINT} 之间的张数"}, **view)
+    response = mint_cards(meeting_id, body, session, settings, principal, Page(request))
+    notify_changed(request, meeting_id)
+    return response
+
+
+@router.post("/meetings/{meeting_id}/cards/all")
+async def print_all_cards(meeting_id: int, request: Request, session: SessionDep, settings: SettingsDep,
+                          principal: Staff) -> Response:
+    """Every rater group's cards on one sheet: one print job, shuffled and handed out together."""
+    raw = await request.form()  # one count field per group: read them all
+    form = {key: str(value) for key, value in raw.items() if isinstance(value, str)}
+    return await run_in_threadpool(_print_all_cards, meeting_id, request, session, settings, principal, form)
+
+
+def _print_all_cards(meeting_id: int, request: Request, session: Session, settings: Settings,
+                     principal: Principal, form: dict[str, str]) -> Response:
+    from app.routes.cards import mint_cards
+    from app.routes.pages import Page
+
+    meeting = managed_meeting(session, principal, meeting_id)
+    counts = {spec.key: form.get(f"count_{spec.key}", "").strip() for spec in store.group_specs(meeting)}
+    wanted = {key: int(n) for key, n in counts.items() if n.isdigit() and int(n) > 0}
+    try:
+        body = CardsBody(groups=wanted)
+    except ValidationError:
+        view = _meeting_view(session, meeting, settings.k_anonymity)
+        return render(request, "organizer/meeting.html", principal, status=422, can_manage=True,
+                      form={f"count_{key}": n for key, n in counts.items()},
+                      errors={"all": f"请至少为一个类别填写张数（每类 1 到 {store.MAX_MINT} 张）"}, **view)
     response = mint_cards(meeting_id, body, session, settings, principal, Page(request))
     notify_changed(request, meeting_id)
     return response

@@ -51,6 +51,7 @@ from app.store.base import (
     seed_reference as seed_reference,
 )
 from app.store.codes import (
+    mint_token_batches as mint_token_batches,
     mint_tokens as mint_tokens,
     token_counts as token_counts,
     void_unused_tokens as void_unused_tokens,
