@@ -192,13 +192,21 @@ class OverviewUnit(BaseModel):
     category: str
     category_name: str
     reviewed: dict[int, bool] = PydanticField(
-        description="year -> whether the unit had a closed on-site review that year (this year and the two before)"
+        description="year -> whether the unit had an on-site review that year (this year and the two before): a"
+        " closed meeting, or a year recorded from before the service"
     )
     meeting_id: int | None = PydanticField(description="this year's latest closed meeting")
     score: Figure | None
     component: Figure | None
     rank: int | None = PydanticField(description="within the category by exact score, 1 is best; ties share a rank")
-    overdue: bool = PydanticField(description="no on-site review this year nor in the two years before")
+    overdue: bool = PydanticField(
+        description="no on-site review this year nor in the two years before, none in progress, and the unit's"
+        " history is known (history_known)"
+    )
+    history_known: bool = PydanticField(
+        description="the service has known the unit since the window began, or reviews of it are recorded;"
+        " false for a unit added this year without past years, which is never overdue"
+    )
 
 
 class OverviewPage(BaseModel):

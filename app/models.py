@@ -42,6 +42,17 @@ class Unit(SQLModel, table=True):
     code: str = Field(max_length=32, unique=True)
     name: str = Field(max_length=128)
     category_key: str = Field(foreign_key="category.key", max_length=32, index=True)
+    # Since when the service knows the unit: before that, its reviews are known only if recorded.
+    created_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class UnitReviewYear(SQLModel, table=True):
+    """A year in which a unit had its on-site review before this service kept its meetings."""
+
+    __tablename__ = "unit_review_year"
+
+    unit_id: int = Field(foreign_key="unit.id", primary_key=True)
+    year: int = Field(primary_key=True)
 
 
 class TemplateVersion(SQLModel, table=True):
@@ -197,9 +208,15 @@ class UnitCreate(ApiModel):
     category: str = PydanticField(examples=["party_gov"])
 
 
+ReviewYear = Annotated[int, PydanticField(ge=2000, le=2100)]
+
+
 class UnitUpdate(ApiModel):
     name: str = PydanticField(min_length=1, max_length=128)
     category: str
+    reviewed_years: list[ReviewYear] | None = PydanticField(
+        default=None, description="years of on-site reviews held before this service; omitted: unchanged"
+    )
 
 
 class UnitPublic(BaseModel):
@@ -207,10 +224,14 @@ class UnitPublic(BaseModel):
     name: str
     category: str
     category_name: str
+    reviewed_years: list[int] = PydanticField(default_factory=list, description="reviews recorded from before")
 
 
 class ImportReport(BaseModel):
-    imported: int
+    imported: int = PydanticField(description="units created or changed")
+    created: int
+    updated: int
+    unchanged: int
     units: list[UnitPublic]
 
 

@@ -127,6 +127,8 @@ TABLE: list[tuple[str, str, str, dict[str, Any] | None, dict[str, int]]] = [
     ("POST", "/api/v1/api-keys/{key_id}/revoke", "/api/v1/api-keys/999/revoke", {}, api(ADMINS, 404)),
     ("POST", "/units/new", "/units/new", {}, page(STAFF, 422)),
     ("POST", "/units/{code}/edit", "/units/JL001/edit", {}, page(STAFF, 422, category=True)),
+    ("POST", "/units/{code}/delete", "/units/NOPE/delete", {}, page(STAFF, 404)),
+    ("DELETE", "/api/v1/units/{code}", "/api/v1/units/NOPE", None, api(STAFF, 404)),
     ("POST", "/units/import", "/units/import", {}, page(STAFF, 422)),
     ("POST", "/meetings/new", "/meetings/new", {}, page(STAFF, 422)),
     ("POST", "/meetings/{meeting_id}/cards", "/meetings/1/cards", {}, page(STAFF, 422, category=True)),

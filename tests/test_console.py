@@ -225,6 +225,8 @@ def test_year_overview_marks_units_without_review(client: TestClient, auth: dict
     client.post(f"/api/v1/meetings/{reviewed['id']}/close", headers=auth)
     client.post("/api/v1/units", json={"code": "JL002", "name": "乙单位", "category": "party_gov"}, headers=auth)
     client.post("/api/v1/units", json={"code": "C001", "name": "中直丙", "category": "central"}, headers=auth)
+    with database.writing() as conn:  # known to the service since before the three years
+        conn.execute(text("UPDATE unit SET created_at = '2020-03-01 00:00:00' WHERE code = 'JL002'"))
     sign_in(client, "li")
     page = client.get("/overview?year=2026").text
     assert "连续三年未开展现场测评的单位（1 个）" in page
