@@ -11,6 +11,7 @@ import datetime as dt
 from collections.abc import Sequence
 
 import sqlalchemy as sa
+import sqlmodel
 from alembic import op
 
 revision: str = '8d2e51c0b7a4'
@@ -21,12 +22,12 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     with op.batch_alter_table('unit', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('created_at', sa.DateTime(), nullable=True))
+        batch_op.add_column(sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True))
     # Units that exist already are taken as known from now: their past years can be recorded.
-    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    op.execute(sa.text("UPDATE unit SET created_at = :now").bindparams(now=now))
+    now = sa.bindparam("now", dt.datetime.now(dt.UTC), type_=sqlmodel.sql.sqltypes.UTCDateTime())
+    op.execute(sa.text("UPDATE unit SET created_at = :now").bindparams(now))
     with op.batch_alter_table('unit', schema=None) as batch_op:
-        batch_op.alter_column('created_at', existing_type=sa.DateTime(), nullable=False)
+        batch_op.alter_column('created_at', existing_type=sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False)
     op.create_table(
         'unit_review_year',
         sa.Column('unit_id', sa.Integer(), nullable=False),
