@@ -28,6 +28,7 @@ from app.labels import actor_label, detail_text
 from app.localtime import local_date, local_text, zone_label
 from app.models import AuditEvent
 from app.routes.access import SESSION_USER, csrf_token
+from app.routes.pages import asset_url
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent.parent / "templates"
 templates = Jinja2Templates(directory=TEMPLATE_DIR)
@@ -56,6 +57,7 @@ def _zone_name(context: Context) -> str:
 templates.env.filters["local"] = _local
 templates.env.filters["local_date"] = _local_date
 templates.env.globals["zone_name"] = _zone_name
+templates.env.globals["asset"] = asset_url
 
 STATE_NAMES = {"draft": "未开始", "open": "进行中", "closed": "已结束"}
 MODE_NAMES = {"cards": "测评卡（每人一张二维码）", "screen": "大屏二维码（现场扫码领取）"}

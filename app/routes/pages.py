@@ -10,15 +10,19 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import os
 from decimal import Decimal
 from functools import cache
+from os import PathLike
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode
 
 from fastapi import Depends, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
+from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from starlette.types import Scope
 
 from app import i18n
 from app.settings import Settings
@@ -73,6 +77,25 @@ def _asset_version(name: str) -> str:
 def asset_url(name: str) -> str:
     """A static file's URL, versioned by its content so that phones may cache it for good."""
     return f"/static/{name}?v={_asset_version(name)}"
+
+
+# A versioned asset never changes under its URL: browsers and proxies may keep it for a year
+# without asking again. Anything else must be checked (ETag) before it is used.
+CACHED_FOR_GOOD = "public, max-age=31536000, immutable"
+
+
+class VersionedStaticFiles(StaticFiles):
+    """Static files whose ``?v=`` names their current content are cached for good; others revalidate."""
+
+    def file_response(
+        self, full_path: PathLike[str] | str, stat_result: os.stat_result, scope: Scope, status_code: int = 200
+    ) -> Response:
+        response = super().file_response(full_path, stat_result, scope, status_code)
+        given = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("v", [""])[0]
+        name = Path(full_path).resolve().relative_to(STATIC_DIR.resolve()).as_posix()
+        current = given and given == _asset_version(name)
+        response.headers["Cache-Control"] = CACHED_FOR_GOOD if current else "no-cache"
+        return response
 
 
 def plain(value: Decimal | int | str) -> str:
