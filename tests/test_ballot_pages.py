@@ -670,6 +670,13 @@ def test_only_the_current_version_of_an_asset_is_cached_for_good(client: TestCli
     assert (r.status_code, r.headers["cache-control"]) == (200, expected)
 
 
+def test_the_phones_own_text_size_reaches_the_page() -> None:
+    """WeChat's 字体大小 and the phone's larger-text setting scale the page's text; a stylesheet that
+    pins text-size-adjust (100% or none) would defeat them (issue #14, point 3)."""
+    css = (Path(ROOT) / "static" / "site.css").read_text("utf-8")
+    assert "text-size-adjust:" not in css.replace(" ", "")
+
+
 def test_console_assets_are_versioned(client: TestClient) -> None:
     html = client.get("/login").text
     assert re.findall(r'href="(/static/[^"]+)"', html) == [asset_url_of("console.css")]

@@ -42,6 +42,11 @@ COMMENT_MAX_CHARS = 2000
 CLAIM_COOKIE = "ob_claim"
 CLAIM_COOKIE_SECONDS = 12 * 60 * 60
 
+# A submit that has had no answer after this long is given up on the phone (its answers kept, "send
+# again" offered): a held connection on bad Wi-Fi must not leave the rater looking at "sending…".
+# Long enough for a slow 3G round trip and a writer batch, short enough to keep someone waiting.
+SUBMIT_TIMEOUT_SECONDS = 20
+
 # Problem codes of app.templates.parse_answers -> the shorter words shown next to the point.
 POINT_PROBLEMS = {
     "ballot_missing_point": "problem_missing",
@@ -188,7 +193,7 @@ def render_ballot(
         items=ballot_view(template, page.lang, answers or {}, by_point),
         comment=comment, comment_max=COMMENT_MAX_CHARS, comment_problem=comment_problem,
         general=general, notice=notice or (page.t("fix_below", n=count) if count else ""),
-        form_action=page.url(f"/b/{code}"),
+        form_action=page.url(f"/b/{code}"), submit_timeout=SUBMIT_TIMEOUT_SECONDS,
         thanks_url=page.url("/thanks"), thanks_again_url=page.url("/thanks", again="1"),
     )
 
