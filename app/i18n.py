@@ -181,6 +181,14 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "screen_or_type": ("无法扫码时，在手机浏览器中输入：", "Cannot scan? Type this address in your phone's browser:"),
     "screen_claimed": ("已领取 {claimed} / {attendance} 张", "{claimed} of {attendance} ballots taken"),
     "screen_anonymous": ("不记名 · 每人一票", "Anonymous · one ballot each"),
+    "screen_taken": ("已领取", "Codes taken"),
+    "screen_counted": ("已投票", "Ballots counted"),
+    "screen_attendance": ("应到人数", "Attendance"),
+    "screen_live": ("实时更新", "Live"),
+    "screen_reconnecting": ("连接中断，正在重新连接……", "Connection lost; reconnecting…"),
+    "state_draft": ("尚未开始投票", "Voting has not started"),
+    "state_open": ("投票进行中", "Voting is open"),
+    "state_closed": ("投票已结束", "Voting has closed"),
     # the card sheet
     "cards_title": ("测评卡", "Ballot cards"),
     "cards_note": (

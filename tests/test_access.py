@@ -74,6 +74,7 @@ TABLE: list[tuple[str, str, str, dict[str, Any] | None, dict[str, int]]] = [
     ("GET", "/s/{key}", "/s/1-nokey", None, public(404)),
     ("POST", "/s/{key}", "/s/1-nokey", {}, public(404)),
     ("GET", "/s/{key}/screen", "/s/1-nokey/screen", None, public(404)),
+    ("GET", "/s/{key}/events", "/s/1-nokey/events", None, public(404)),
     ("POST", "/api/v1/ballots", "/api/v1/ballots", {}, public(422)),
     # reading
     ("GET", "/api/v1/units", "/api/v1/units", None, api(READERS, 200)),

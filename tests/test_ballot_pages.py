@@ -505,8 +505,10 @@ def test_screen_links_and_projector(client: TestClient, auth: dict[str, str]) ->
     assert screen.status_code == 200
     assert screen.text.count('<svg version="1.1"') == 1
     assert f"<b class=\"url\">testserver/s/{key}</b>" in screen.text
-    assert message("screen_claimed", claimed=1, attendance=30) in screen.text
-    assert '<meta http-equiv="refresh" content="15">' in screen.text
+    assert '<b data-live="claimed">1</b>' in screen.text and '<b data-live="attendance">30</b>' in screen.text
+    assert "http-equiv" not in screen.text  # kept current by the push, not a reload (issue #14, point 1)
+    assert f'data-events="/s/{key}/events"' in screen.text
+    assert client.get("/s/1-nokeynokey/events").status_code == 404
 
 
 # ---- the card sheet ----------------------------------------------------------------------------

@@ -378,6 +378,10 @@ def claim(key: str, request: Request, page: PageDep) -> Response:
         meeting = screen_meeting_of(request, key) or meeting
         return _no_claim(page, meeting) or page.message("pool_empty_title", "pool_empty_body", 409,
                                                         n=meeting.attendance)
+    # The projector counts claims: tell it (and the dashboards) that one more phone has a code.
+    hub = getattr(request.app.state, "hub", None)
+    if hub is not None:
+        hub.changed([meeting.id])
     response = redirect(page.url(f"/b/{code}"))
     response.set_cookie(
         CLAIM_COOKIE, code, max_age=CLAIM_COOKIE_SECONDS, path=f"/s/{key}", httponly=True, samesite="lax",

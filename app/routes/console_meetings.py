@@ -19,6 +19,7 @@ from app.routes.access import Reader, Staff, ensure_manages
 from app.routes.api import managed_meeting, seen_meeting
 from app.routes.console import audit_rows, field_errors, flash, redirect, render
 from app.routes.deps import SessionDep, SettingsDep, notify_changed
+from app.routes.pages import screen_path
 from app.settings import Settings
 from app.store import DEFAULT_GROUPS
 
@@ -144,7 +145,8 @@ def _plain_error(err: Any) -> str:
     return str(err.get("msg", "无效"))
 
 
-def _meeting_view(session: Session, meeting: Meeting, k: int) -> dict[str, Any]:
+def _meeting_view(session: Session, meeting: Meeting, settings: Settings) -> dict[str, Any]:
+    k = settings.k_anonymity
     unit, category = store.unit_of(session=session, meeting=meeting)
     counts = store.token_counts(session=session, meeting_id=meeting.id)  # type: ignore[arg-type]
     groups: list[dict[str, Any]] = []
@@ -159,7 +161,7 @@ def _meeting_view(session: Session, meeting: Meeting, k: int) -> dict[str, Any]:
     events = store.list_audit(session=session, meeting_id=meeting.id, limit=20)
     return {"meeting": meeting, "unit": unit, "category": category, "groups": groups, "ungrouped": ungrouped,
             "weighted": any(g["spec"].weight for g in groups), "template_name": template.name,
-            "tally": tally, "issued": issued, "k": k,
+            "tally": tally, "issued": issued, "k": k, "screen_url": projector_link(settings, meeting),
             "audit": audit_rows(session, events, {spec.key: spec.name for spec in specs})}
 
 
@@ -168,9 +170,14 @@ def meeting_page(
     meeting_id: int, request: Request, session: SessionDep, settings: SettingsDep, principal: Reader
 ) -> HTMLResponse:
     meeting = seen_meeting(session, principal, meeting_id)
-    view = _meeting_view(session, meeting, settings.k_anonymity)
+    view = _meeting_view(session, meeting, settings)
     return render(request, "organizer/meeting.html", principal, can_manage=principal.manages(view["category"].key),
                   **view)
+
+
+def projector_link(settings: Settings, meeting: Meeting) -> str | None:
+    """Screen meetings: the projector page (QR code, join link, turnout), one click from the console."""
+    return screen_path(settings, meeting.id) if meeting.mode == "screen" else None  # type: ignore[arg-type]
 
 
 @router.post("/meetings/{meeting_id}/open")
@@ -183,7 +190,7 @@ def open_meeting(
     confirm: Annotated[str, Form()] = "",
 ) -> Response:
     meeting = managed_meeting(session, principal, meeting_id)
-    view = _meeting_view(session, meeting, settings.k_anonymity)
+    view = _meeting_view(session, meeting, settings)
     short = [g for g in view["groups"] if g["short"]]
     if short and not confirm:
         # Below K a group's breakdown stays hidden; say so before the meeting starts, not after.
@@ -207,7 +214,7 @@ def close_meeting(
     meeting = managed_meeting(session, principal, meeting_id)
     if not confirm and meeting.state == "open":
         # Say, at the moment of closing, how many of the declared attendance have not voted.
-        view = _meeting_view(session, meeting, settings.k_anonymity)
+        view = _meeting_view(session, meeting, settings)
         voted = view["tally"].ballot_count
         return render(request, "organizer/meeting.html", principal, can_manage=True,
                       confirm_close={"attendance": meeting.attendance, "voted": voted,
@@ -232,7 +239,7 @@ def reopen_meeting(
     try:
         store.reopen_meeting(session=session, actor=principal.name, meeting_id=meeting_id, reason=reason)
     except DomainError as error:
-        view = _meeting_view(session, meeting, settings.k_anonymity)
+        view = _meeting_view(session, meeting, settings)
         return render(request, "organizer/meeting.html", principal, status=error.status, can_manage=True,
                       form={"reason": reason}, errors=field_errors(error, "reason"), **view)
     notify_changed(request, meeting_id)
@@ -258,7 +265,7 @@ def print_cards(
     try:
         body = CardsBody(count=int(count) if count.strip().isdigit() else 0, group=group or None)
     except ValidationError:
-        view = _meeting_view(session, meeting, settings.k_anonymity)
+        view = _meeting_view(session, meeting, settings)
         return render(request, "organizer/meeting.html", principal, status=422, can_manage=True,
                       form={"count": count, "group": group},
                       errors={"count": f"请填写 1 到 {store.MAX_MINT} 之间的张数"}, **view)
@@ -287,7 +294,7 @@ def _print_all_cards(meeting_id: int, request: Request, session: Session, settin
     try:
         body = CardsBody(groups=wanted)
     except ValidationError:
-        view = _meeting_view(session, meeting, settings.k_anonymity)
+        view = _meeting_view(session, meeting, settings)
         return render(request, "organizer/meeting.html", principal, status=422, can_manage=True,
                       form={f"count_{key}": n for key, n in counts.items()},
                       errors={"all": f"请至少为一个类别填写张数（每类 1 到 {store.MAX_MINT} 张）"}, **view)

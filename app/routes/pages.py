@@ -162,6 +162,11 @@ def meeting_of_screen_key(secret: str, key: str) -> int | None:
     return int(meeting) if hmac.compare_digest(expected.encode("ascii"), given) else None
 
 
+def screen_path(settings: Settings, meeting_id: int) -> str:
+    """The projector page of a screen meeting, as the console links to it."""
+    return f"/s/{screen_key(settings.secret(), meeting_id)}/screen"
+
+
 def screen_urls(settings: Settings, meeting_id: int) -> tuple[str, str]:
     """The link phones open (the QR's content) and the projector page that shows it."""
     base = settings.base_url.rstrip("/")
