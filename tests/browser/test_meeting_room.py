@@ -11,13 +11,12 @@ from typing import Any
 import httpx
 import pytest
 
-expect = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed").expect
-
 from app import store
 from app.db import create_database
 from tests.browser.conftest import Server
 
 pytestmark = pytest.mark.browser
+expect = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed").expect
 
 LAPTOP = {"width": 1366, "height": 768}
 PROJECTOR = {"width": 1920, "height": 1080}
