@@ -13,7 +13,7 @@ from fractions import Fraction
 from zoneinfo import ZoneInfo
 
 from app.errors import Invalid, Problem
-from app.export_schema import ResultRecord
+from app.export_schema import OverviewPage, ResultRecord
 from app.localtime import local_text, zone_label
 from app.models import (
     Category,
@@ -260,6 +260,22 @@ def groups_table(records: Sequence[ResultRecord]) -> Table:
         for g in r.groups
     ]
     return Table("评议人类别 Rater groups", _headers(GROUP_COLUMNS), rows)
+
+
+def overview_table(page: OverviewPage) -> Table:
+    """The year overview as a sheet: each unit, its reviews over three years, score, rank, overdue."""
+    headers = _headers([("单位编码", "Unit code"), ("单位名称", "Unit name"), ("类别", "Category")])
+    headers += [f"{year} 年已测评 Reviewed {year}" for year in page.years]
+    headers += _headers([("得分", "Score"), ("现场测评得分", "On-site component"), ("类别内排名", "Rank"),
+                         ("无往年记录", "No history"), ("三年未测评", "Overdue")])
+    rows: list[list[Cell]] = [
+        [u.unit_code, u.unit_name, u.category_name,
+         *("是 yes" if u.reviewed.get(year) else "否 no" for year in page.years),
+         _rounded(u.score), _rounded(u.component), u.rank,
+         "否 no" if u.history_known else "是 yes", "是 yes" if u.overdue else "否 no"]
+        for u in page.units
+    ]
+    return Table(f"年度总览 Overview {page.year}", headers, rows)
 
 
 # ---- cursors ---------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from app.routes import (
     cards,
     console_admin,
     console_auth,
+    console_exports,
     console_live,
     console_meetings,
     console_units,
@@ -274,7 +275,8 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     app.mount("/static", VersionedStaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(health.router)
     mount_docs(app)
-    for router in (console_auth.router, console_meetings.router, console_units.router, console_admin.router):
+    for router in (console_auth.router, console_meetings.router, console_units.router, console_admin.router,
+                   console_exports.router):
         app.include_router(router)
     app.include_router(api_admin.router)
     app.include_router(console_live.router)

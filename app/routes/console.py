@@ -77,6 +77,7 @@ HEADERS = {"Cache-Control": "no-store", "X-Frame-Options": "DENY", "Referrer-Pol
 NAV: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("/meetings", "评议会", ("admin", "secretary", "viewer")),
     ("/units", "单位", ("admin", "secretary", "viewer")),
+    ("/results", "结果", ("admin", "secretary", "viewer")),
     ("/overview", "年度总览", ("admin", "secretary", "viewer")),
     ("/ballot-templates", "测评票模板", ("admin", "secretary", "viewer")),
     ("/accounts", "账号", ("admin",)),

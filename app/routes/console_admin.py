@@ -13,7 +13,6 @@ from app import store
 from app.auth import USER_ROLES
 from app.errors import DomainError, Invalid
 from app.labels import actor_label
-from app.overview import build_overview
 from app.routes.access import Admin, Reader
 from app.routes.console import audit_rows, field_errors, flash, redirect, render
 from app.routes.deps import SessionDep
@@ -183,11 +182,12 @@ def overview_page(
     request: Request, session: SessionDep, principal: Reader, year: int | None = None, category: str = ""
 ) -> HTMLResponse:
     """Each unit's on-site reviews over three years; units without one in three years stand out."""
+    from app.routes.console_exports import visible_overview
+
     year = year or dt.date.today().year
     visible = [c for c in store.categories(session=session) if principal.sees(c.key)]
-    chosen = category if category in {c.key for c in visible} else None
-    page = build_overview(year=year, category=chosen,
-                          units=store.overview_units(session=session, year=year, category=chosen))
-    rows = [unit for unit in page.units if principal.sees(unit.category)]
-    return render(request, "organizer/overview.html", principal, page=page, rows=rows, categories=visible,
-                  year=year, category=chosen or "", overdue=[u for u in rows if u.overdue])
+    chosen = category if category in {c.key for c in visible} else ""
+    page = visible_overview(session, principal, year, chosen)
+    query = f"year={year}" + (f"&amp;category={chosen}" if chosen else "")
+    return render(request, "organizer/overview.html", principal, page=page, rows=page.units, categories=visible,
+                  year=year, category=chosen, overdue=[u for u in page.units if u.overdue], query=query)
