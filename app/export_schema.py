@@ -7,7 +7,7 @@ may be added within a version. Every record and webhook body says which version 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Final, Literal
+from typing import Annotated, Any, Final, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field as PydanticField, field_validator
@@ -19,6 +19,16 @@ AUDIT_FORMAT: Final = "onsite-ballot/audit/v1"
 WebhookEvent = Literal["meeting.closed", "meeting.reopened"]
 WEBHOOK_EVENTS: tuple[WebhookEvent, ...] = ("meeting.closed", "meeting.reopened")
 ExportFormat = Literal["json", "csv", "xlsx"]
+
+
+def _as_enum(schema: dict[str, Any]) -> None:
+    # {"const": 1} as {"enum": [1]}: the same constraint, and one that client generators read
+    # (openapi-python-client 0.29 writes `!= 1and` for an integer const, which does not compile).
+    if "const" in schema:
+        schema["enum"] = [schema.pop("const")]
+
+
+SchemaVersion = Annotated[Literal[1], PydanticField(json_schema_extra=_as_enum)]
 
 _POINT_EXAMPLE = {
     "id": "p01", "name": "履行第一责任人职责", "max": "6", "average": {"rounded": "4.65", "exact": "4.65"}
@@ -76,7 +86,7 @@ class ResultRecord(BaseModel):
 
     model_config = ConfigDict(json_schema_extra={"examples": [RESULT_EXAMPLE]})
 
-    schema_version: Literal[1] = RESULT_SCHEMA_VERSION
+    schema_version: SchemaVersion = RESULT_SCHEMA_VERSION
     unit_code: str
     unit_name: str
     category: str
@@ -105,7 +115,7 @@ class ResultRecord(BaseModel):
 
 
 class ResultPage(BaseModel):
-    schema_version: Literal[1] = RESULT_SCHEMA_VERSION
+    schema_version: SchemaVersion = RESULT_SCHEMA_VERSION
     results: list[ResultRecord]
     next_cursor: str | None = PydanticField(
         description="pass as cursor= for the next page; null on the last page"
@@ -115,7 +125,7 @@ class ResultPage(BaseModel):
 class WebhookBody(BaseModel):
     """What a webhook receiver gets. The same delivery_id comes again on a retry or a resend."""
 
-    schema_version: Literal[1] = RESULT_SCHEMA_VERSION
+    schema_version: SchemaVersion = RESULT_SCHEMA_VERSION
     event: WebhookEvent
     delivery_id: str
     occurred_at: UtcDateTime

@@ -10,7 +10,6 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
 from fastapi.telemetry import TelemetryConfig
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -40,6 +39,7 @@ from app.routes.access import SignInRequired
 from app.routes.console import message_page, sign_in_redirect
 from app.routes.deps import error_response
 from app.routes.docs import mount_docs
+from app.routes.openapi import documented, operation_id
 from app.routes.pages import STATIC_DIR, Page, VersionedStaticFiles
 from app.settings import Settings
 from app.webhooks import WebhookWorker
@@ -195,6 +195,8 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
         # No OpenTelemetry: spans would carry ballot URLs and request bodies, and the environment
         # (FASTAPI_OTEL_AUTO_CONFIGURE) could send them to another host. Nothing leaves this server.
         telemetry=NO_TELEMETRY,
+        # Short, stable names for generated clients: results.list, ballots.submit (app.routes.openapi).
+        generate_unique_id_function=operation_id,
     )
     app.state.settings = settings
     app.state.db = db
@@ -265,7 +267,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
             return message_page(request, error)
         return error_response(request, Problem("internal"), 500)
 
-    app.openapi = lambda: documented_errors(app)  # type: ignore[method-assign]
+    app.openapi = lambda: documented(app)  # type: ignore[method-assign]
     # The phones' hot route straight on the app, first: no included router to walk before it.
     for route in api.ballots_router.routes:
         app.router.routes.append(route)
@@ -296,34 +298,6 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     )
     app.add_middleware(CompressExceptSubmits)
     return app
-
-
-API_ERRORS = {
-    400: "the body cannot be read", 401: "no valid API key or session", 403: "not allowed for this role",
-    404: "not found", 409: "not in a state that allows it", 413: "the body is too large",
-    422: "the input breaks a rule, named in the answer", 429: "too many wrong ballot codes from here",
-}
-
-
-def documented_errors(app: FastAPI) -> dict[str, Any]:
-    """The OpenAPI document, with every 422 described as what it is: our ErrorBody, not FastAPI's list."""
-    if app.openapi_schema is None:
-        schema = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
-        error_body = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
-        for url, path in schema.get("paths", {}).items():
-            for operation in path.values():
-                answers = operation.setdefault("responses", {})
-                if "422" in answers:
-                    answers["422"]["content"] = error_body
-                # Any API call may meet these answers of the error handlers (app.errors): say so.
-                for status, description in API_ERRORS.items():
-                    if url.startswith("/api/") and str(status) not in answers:
-                        answers[str(status)] = {"description": description, "content": error_body}
-        components = schema.get("components", {}).get("schemas", {})
-        for name in ("HTTPValidationError", "ValidationError"):
-            components.pop(name, None)
-        app.openapi_schema = schema
-    return app.openapi_schema
 
 
 def is_phone_page(request: Request) -> bool:

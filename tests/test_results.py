@@ -299,7 +299,7 @@ def test_the_result_schema_is_documented_and_versioned(client: TestClient, auth:
     spec = client.get("/api/v1/openapi.json").json()
     record = spec["components"]["schemas"]["ResultRecord"]
     assert record["examples"][0]["unit_code"] == "JL001"
-    assert record["properties"]["schema_version"]["const"] == 1
+    assert record["properties"]["schema_version"]["enum"] == [1]
     ResultRecord.model_validate(RESULT_EXAMPLE)
     assert spec["components"]["schemas"]["WebhookBody"]["properties"]["result"]["$ref"].endswith("/ResultRecord")
     assert "result_event" in spec["paths"]["/api/v1/webhooks"]["post"]["callbacks"]

@@ -43,6 +43,7 @@ from app.routes.deps import (
     notify_changed,
     wrong_code,
 )
+from app.routes.openapi import operation_id
 from app.settings import Settings
 from app.templates import BallotTemplate, parse_template
 from app.tokens import normalize, printable
@@ -323,7 +324,7 @@ ALREADY = {
 
 # The phones' one route has a router of its own, included first: 200 phones in a minute should not
 # have their path tried against every organizer route before their own.
-ballots_router = APIRouter(prefix="/api/v1", responses=ERRORS)
+ballots_router = APIRouter(prefix="/api/v1", responses=ERRORS, generate_unique_id_function=operation_id)
 
 
 @ballots_router.post(

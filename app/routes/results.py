@@ -33,6 +33,7 @@ from app.models import ErrorBody
 from app.overview import build_overview
 from app.routes.access import Admin, require
 from app.routes.deps import SessionDep, SettingsDep
+from app.routes.openapi import operation_id
 
 ERRORS: dict[int | str, dict[str, Any]] = {status: {"model": ErrorBody} for status in (401, 403, 404, 409, 422)}
 CSV_MIME = "text/csv; charset=utf-8"
@@ -248,7 +249,7 @@ def delivery_public(entry: store.DeliveryLog) -> DeliveryPublic:
 
 
 # Documents what a registered endpoint receives (OpenAPI callbacks); never served by this app.
-receiver = APIRouter()
+receiver = APIRouter(generate_unique_id_function=operation_id)
 
 
 @receiver.post("{$request.body#/url}", status_code=200)
