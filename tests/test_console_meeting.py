@@ -141,6 +141,7 @@ def test_chinese_where_chinese_belongs(client: TestClient, database: Database, a
     assert "王主任 · 管理员" in page
     assert "user:" not in page
     form = client.get("/meetings/new").text
+    assert "党建工作述职评议测评票（第 1 版）" in form and "default 第" not in form
     visible_keys = re.findall(r'<input(?![^>]*type="hidden")[^>]*name="group_key_\d+"', form)
     assert visible_keys == []
     audit = client.get(f"/audit?meeting={meeting}").text

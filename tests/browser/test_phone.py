@@ -352,9 +352,10 @@ def test_screen_claims_one_code_per_phone(server: Server, browser: Any, artifact
     claim_url = f"{server.base}/s/{screen_key(TEST_SECRET, meeting)}"
     projector = browser.new_page(viewport={"width": 1280, "height": 720}, locale="zh-CN")
     projector.goto(claim_url + "/screen")
-    assert projector.locator(".count").inner_text() == "已领取 0 / 2 张 · 不记名 · 每人一票"
+    assert [projector.locator(f'[data-live="{name}"]').inner_text() for name in ("claimed", "attendance")] == ["0", "2"]
+    assert projector.locator(".state").inner_text() == "投票进行中 · 不记名 · 每人一票"
     assert projector.locator(".url").inner_text() == claim_url.removeprefix("http://")
-    projector.screenshot(path=artifacts / "screen-page.png")
+    projector.screenshot(path=artifacts / "screen-page-720.png")
     projector.close()
 
     phones = [browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, locale="zh-CN") for _ in range(3)]
