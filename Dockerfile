@@ -17,11 +17,10 @@ FROM ${PYTHON_IMAGE} AS build
 WORKDIR /srv/onsite-ballot
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
-# The dependencies alone first, so that a change to the code does not download them again.
-COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
-      > /tmp/requirements.txt \
- && pip install -r /tmp/requirements.txt
+# The dependencies alone first, so that a change to the code does not download them again: the
+# service's lock file, exact versions with hashes (see "Dependencies" in the README), as `make run`.
+COPY requirements/service.txt ./requirements/
+RUN pip install --require-hashes --no-deps -r requirements/service.txt
 COPY README.md alembic.ini ./
 COPY app ./app
 COPY migrations ./migrations
@@ -29,7 +28,7 @@ COPY templates ./templates
 COPY static ./static
 # Editable, as `make run` installs it: the app finds migrations/, templates/ and static/ beside
 # app/, in the source tree, which a plain wheel in site-packages would leave behind.
-RUN pip install --no-deps -e . \
+RUN pip install --no-deps --no-build-isolation -e . \
  && python -m compileall -q app migrations
 
 FROM ${PYTHON_IMAGE}

@@ -37,6 +37,11 @@ class Principal:
     role: Role
     categories: frozenset[str] | None = None  # None: every category
     user_id: int | None = None
+    display_name: str = ""  # the person's name as the console shows it; empty for an API key
+
+    @property
+    def shown_name(self) -> str:
+        return self.display_name or self.name.partition(":")[2]
 
     def sees(self, category: str) -> bool:
         if self.role in ("admin", "export"):

@@ -118,6 +118,27 @@ def create_api_key(args: argparse.Namespace) -> int:
     return 0
 
 
+class NoDatabase(RuntimeError):
+    """The command needs the service's database, and there is none where the settings point."""
+
+
+def existing_database(settings: Settings) -> None:
+    """Refuse to work on a SQLite file that is not there: run from another folder, a command
+    would otherwise make a new, empty database beside the real one and report success."""
+    url = settings.resolved_database_url
+    if not url.startswith("sqlite"):
+        return
+    path = Path(backup.sqlite_path(url)).resolve()
+    if not path.exists():
+        raise NoDatabase(
+            f"找不到数据库 {path}。请在运行服务的目录中执行本命令（或设置 ONSITE_BALLOT_DATA_DIR /"
+            " ONSITE_BALLOT_DATABASE_URL）；全新安装请先运行 make run 或 onsite-ballot migrate。"
+            f"\nThere is no database at {path}. Run this command in the folder the service runs in (or set"
+            " ONSITE_BALLOT_DATA_DIR / ONSITE_BALLOT_DATABASE_URL); on a new installation run make run or"
+            " onsite-ballot migrate first."
+        )
+
+
 def create_admin(args: argparse.Namespace) -> int:
     """The first administrator; after that, administrators create accounts in the console."""
     if sys.stdin.isatty():
@@ -142,7 +163,8 @@ def create_admin(args: argparse.Namespace) -> int:
         return 2
     finally:
         database.dispose()
-    print(f"已创建管理员 {user.username}，请在 {settings.base_url}/login 登录 · admin created; sign in at /login")
+    login = f"{settings.base_url.rstrip('/')}/login"
+    print(f"已创建管理员 {user.username}，请在 {login} 登录 · admin created; sign in at {login}")
     return 0
 
 
@@ -277,12 +299,14 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=recount_file)
     args = parser.parse_args(argv)
     try:
+        if args.func is create_admin:
+            existing_database(get_settings())
         if args.func is not recount_file:
             # Every command but recount works on the service's data: refuse a secret that cannot be
             # trusted before anything is read or written (a recount needs only its file).
             get_settings().secret()
         return int(args.func(args))
-    except SecretFileError as error:
+    except (SecretFileError, NoDatabase) as error:
         print(error, file=sys.stderr)
         return 2
     except KeyboardInterrupt:

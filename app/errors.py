@@ -127,12 +127,17 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Category {category} is not one of {allowed}",
     ),
     "unit_field": ("{field} 不能为空", "{field} must not be empty"),
+    "unit_in_use": (
+        "单位 {code} 已有发过测评码或开启过的评议会，不能删除",
+        "Unit {code} has a meeting that was opened or has codes; it cannot be deleted",
+    ),
     "csv_row": ("第 {line} 行：{error}", "Line {line}: {error}"),
     "csv_header": (
-        "CSV 第一行应为列名 code,name,category，现为 {header}",
-        "The CSV's first line must be the header code,name,category, not {header}",
+        "第一行应为列名 单位编码,单位名称,单位类别（或 code,name,category；可另加一列 往年测评年度），现为 {header}",
+        "The first line must be the header code,name,category (or in Chinese; optionally reviewed_years),"
+        " not {header}",
     ),
-    "csv_encoding": ("CSV 文件应为 UTF-8 编码", "The CSV file must be UTF-8"),
+    "csv_encoding": ("CSV 文件应为 UTF-8 或 GBK 编码", "The CSV file must be UTF-8 or GBK"),
     "csv_duplicate": (
         "单位编码 {code} 在文件中重复（另见第 {other} 行）",
         "Unit code {code} repeats (see line {other})",

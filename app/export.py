@@ -10,9 +10,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
+from zoneinfo import ZoneInfo
 
 from app.errors import Invalid, Problem
-from app.export_schema import ResultRecord
+from app.export_schema import OverviewPage, ResultRecord
+from app.localtime import local_text, zone_label
 from app.models import (
     Category,
     Figure,
@@ -184,7 +186,7 @@ RESULT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("测评票模板", "Template"),
     ("模板版本", "Template version"),
     ("结果版本", "Result version"),
-    ("结束时间(UTC)", "Closed at (UTC)"),
+    ("结束时间（{zone}）", "Closed at ({key})"),
     ("状态", "Status"),
     ("测评票总数", "Ballots"),
     ("计入票数", "Ballots counted"),
@@ -226,18 +228,20 @@ GROUP_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 
-def results_table(records: Sequence[ResultRecord]) -> Table:
+def results_table(records: Sequence[ResultRecord], zone: ZoneInfo) -> Table:
+    """One row per result; the close time in ``zone``, as the people who open the sheet live."""
     rows: list[list[Cell]] = [
         [
             r.unit_code, r.unit_name, r.category, r.category_name, r.year, r.meeting_id, r.meeting_date.isoformat(),
             r.meeting_title, r.template_id, r.template_version, r.result_version,
-            r.closed_at.astimezone(dt.UTC).isoformat(), r.status, r.ballots, r.counted, r.dropped, r.flagged,
+            local_text(r.closed_at, zone, seconds=True), r.status, r.ballots, r.counted, r.dropped, r.flagged,
             r.excluded_flagged, _rounded(r.score), _exact(r.score), r.component_weight, _rounded(r.component),
             _exact(r.component), r.total_sum, r.digest,
         ]
         for r in records
     ]
-    return Table("结果 Results", _headers(RESULT_COLUMNS), rows)
+    columns = [(zh.format(zone=zone_label(zone)), en.format(key=zone.key)) for zh, en in RESULT_COLUMNS]
+    return Table("结果 Results", _headers(columns), rows)
 
 
 def points_table(records: Sequence[ResultRecord]) -> Table:
@@ -262,6 +266,22 @@ def groups_table(records: Sequence[ResultRecord]) -> Table:
         for g in r.groups
     ]
     return Table("评议人类别 Rater groups", _headers(GROUP_COLUMNS), rows)
+
+
+def overview_table(page: OverviewPage) -> Table:
+    """The year overview as a sheet: each unit, its reviews over three years, score, rank, overdue."""
+    headers = _headers([("单位编码", "Unit code"), ("单位名称", "Unit name"), ("类别", "Category")])
+    headers += [f"{year} 年已测评 Reviewed {year}" for year in page.years]
+    headers += _headers([("得分", "Score"), ("现场测评得分", "On-site component"), ("类别内排名", "Rank"),
+                         ("无往年记录", "No history"), ("三年未测评", "Overdue")])
+    rows: list[list[Cell]] = [
+        [u.unit_code, u.unit_name, u.category_name,
+         *("是 yes" if u.reviewed.get(year) else "否 no" for year in page.years),
+         _rounded(u.score), _rounded(u.component), u.rank,
+         "否 no" if u.history_known else "是 yes", "是 yes" if u.overdue else "否 no"]
+        for u in page.units
+    ]
+    return Table(f"年度总览 Overview {page.year}", headers, rows)
 
 
 # ---- cursors ---------------------------------------------------------------------------------

@@ -7,18 +7,28 @@ may be added within a version. Every record and webhook body says which version 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Final, Literal
+from typing import Annotated, Any, Final, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field as PydanticField, field_validator
 
-from app.models import ApiModel, Figure, FiguresPublic, GroupFigure, GroupPublic, ItemFigure
+from app.models import ApiModel, Figure, FiguresPublic, GroupFigure, GroupPublic, ItemFigure, UtcDateTime
 
 RESULT_SCHEMA_VERSION: Final = 1
 AUDIT_FORMAT: Final = "onsite-ballot/audit/v1"
 WebhookEvent = Literal["meeting.closed", "meeting.reopened"]
 WEBHOOK_EVENTS: tuple[WebhookEvent, ...] = ("meeting.closed", "meeting.reopened")
 ExportFormat = Literal["json", "csv", "xlsx"]
+
+
+def _as_enum(schema: dict[str, Any]) -> None:
+    # {"const": 1} as {"enum": [1]}: the same constraint, and one that client generators read
+    # (openapi-python-client 0.29 writes `!= 1and` for an integer const, which does not compile).
+    if "const" in schema:
+        schema["enum"] = [schema.pop("const")]
+
+
+SchemaVersion = Annotated[Literal[1], PydanticField(json_schema_extra=_as_enum)]
 
 _POINT_EXAMPLE = {
     "id": "p01", "name": "履行第一责任人职责", "max": "6", "average": {"rounded": "4.65", "exact": "4.65"}
@@ -76,7 +86,7 @@ class ResultRecord(BaseModel):
 
     model_config = ConfigDict(json_schema_extra={"examples": [RESULT_EXAMPLE]})
 
-    schema_version: Literal[1] = RESULT_SCHEMA_VERSION
+    schema_version: SchemaVersion = RESULT_SCHEMA_VERSION
     unit_code: str
     unit_name: str
     category: str
@@ -89,7 +99,7 @@ class ResultRecord(BaseModel):
     template_version: int
     result_version: int = PydanticField(description="1 at the first close; each re-close after a reopen adds 1")
     digest: str = PydanticField(description="SHA-256 of the meeting's ballot set, recomputable from the audit export")
-    closed_at: dt.datetime
+    closed_at: UtcDateTime
     status: Literal["ok", "no_ballots", "too_few", "insufficient"]
     ballots: int = PydanticField(description="every ballot in the box")
     counted: int = PydanticField(description="ballots that entered the mean")
@@ -105,7 +115,7 @@ class ResultRecord(BaseModel):
 
 
 class ResultPage(BaseModel):
-    schema_version: Literal[1] = RESULT_SCHEMA_VERSION
+    schema_version: SchemaVersion = RESULT_SCHEMA_VERSION
     results: list[ResultRecord]
     next_cursor: str | None = PydanticField(
         description="pass as cursor= for the next page; null on the last page"
@@ -115,10 +125,10 @@ class ResultPage(BaseModel):
 class WebhookBody(BaseModel):
     """What a webhook receiver gets. The same delivery_id comes again on a retry or a resend."""
 
-    schema_version: Literal[1] = RESULT_SCHEMA_VERSION
+    schema_version: SchemaVersion = RESULT_SCHEMA_VERSION
     event: WebhookEvent
     delivery_id: str
-    occurred_at: dt.datetime
+    occurred_at: UtcDateTime
     result: ResultRecord = PydanticField(
         description="meeting.closed: the new result; meeting.reopened: the result that no longer stands"
     )
@@ -160,12 +170,12 @@ class WebhookPublic(BaseModel):
     id: int
     url: str
     events: list[WebhookEvent]
-    created_at: dt.datetime
+    created_at: UtcDateTime
 
 
 class AttemptPublic(BaseModel):
     number: int
-    at: dt.datetime
+    at: UtcDateTime
     status_code: int | None
     error: str | None
     duration_ms: int
@@ -179,9 +189,9 @@ class DeliveryPublic(BaseModel):
     result_version: int
     status: Literal["pending", "delivered", "failed", "cancelled"]
     attempts: int
-    next_attempt_at: dt.datetime | None = PydanticField(description="null once delivered, failed or cancelled")
-    created_at: dt.datetime
-    delivered_at: dt.datetime | None
+    next_attempt_at: UtcDateTime | None = PydanticField(description="null once delivered, failed or cancelled")
+    created_at: UtcDateTime
+    delivered_at: UtcDateTime | None
     last_status_code: int | None
     log: list[AttemptPublic]
 
@@ -192,13 +202,21 @@ class OverviewUnit(BaseModel):
     category: str
     category_name: str
     reviewed: dict[int, bool] = PydanticField(
-        description="year -> whether the unit had a closed on-site review that year (this year and the two before)"
+        description="year -> whether the unit had an on-site review that year (this year and the two before): a"
+        " closed meeting, or a year recorded from before the service"
     )
     meeting_id: int | None = PydanticField(description="this year's latest closed meeting")
     score: Figure | None
     component: Figure | None
     rank: int | None = PydanticField(description="within the category by exact score, 1 is best; ties share a rank")
-    overdue: bool = PydanticField(description="no on-site review this year nor in the two years before")
+    overdue: bool = PydanticField(
+        description="no on-site review this year nor in the two years before, none in progress, and the unit's"
+        " history is known (history_known)"
+    )
+    history_known: bool = PydanticField(
+        description="the service has known the unit since the window began, or reviews of it are recorded;"
+        " false for a unit added this year without past years, which is never overdue"
+    )
 
 
 class OverviewPage(BaseModel):
@@ -261,7 +279,7 @@ class AuditMeeting(BaseModel):
 class AuditPublished(BaseModel):
     version: int
     digest: str
-    closed_at: dt.datetime
+    closed_at: UtcDateTime
     figures: FiguresPublic
 
 

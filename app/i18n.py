@@ -56,6 +56,26 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Not sent. Your answers are kept on this phone; press “Send again”.",
     ),
     "send_refused": ("没有计入：{reason}", "Not counted: {reason}"),
+    "send_timeout": (
+        "服务器 {seconds} 秒内没有回应，本票可能还没有计入。您的打分已保存在本机，请点“重新提交”；"
+        "如果其实已经计入，会显示“已经计入”，不会重复计票。",
+        "No answer from the server within {seconds} seconds, so the ballot may not be counted yet. Your"
+        " answers are kept on this phone: press “Send again”. If it was counted after all, you will see"
+        " “already counted”; it is never counted twice.",
+    ),
+    "send_closed": (
+        "评议会已经结束，不再接受投票，本票没有计入。",
+        "The meeting has closed and takes no more ballots; this ballot was not counted.",
+    ),
+    # the review before the final submit, as paper lets a rater look over the sheet
+    "review_title": ("提交前请核对", "Check before you submit"),
+    "review_note": (
+        "下面是您对 {count} 个要点的打分。要修改，点“返回修改”或点某一项。",
+        "These are your answers to the {count} points. To change one, press “Back to change” or the point.",
+    ),
+    "review_comment": ("意见建议：已填写", "Comments: written"),
+    "review_confirm": ("确认提交", "Submit now"),
+    "review_back": ("返回修改", "Back to change"),
     "write_failed": (
         "服务器暂时没有保存成功，本票没有计入。您的打分都还在，请再点一次“提交测评票”。",
         "The server could not save the ballot just now, so it was not counted. Your answers are all"
@@ -161,6 +181,14 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "screen_or_type": ("无法扫码时，在手机浏览器中输入：", "Cannot scan? Type this address in your phone's browser:"),
     "screen_claimed": ("已领取 {claimed} / {attendance} 张", "{claimed} of {attendance} ballots taken"),
     "screen_anonymous": ("不记名 · 每人一票", "Anonymous · one ballot each"),
+    "screen_taken": ("已领取", "Codes taken"),
+    "screen_counted": ("已投票", "Ballots counted"),
+    "screen_attendance": ("应到人数", "Attendance"),
+    "screen_live": ("实时更新", "Live"),
+    "screen_reconnecting": ("连接中断，正在重新连接……", "Connection lost; reconnecting…"),
+    "state_draft": ("尚未开始投票", "Voting has not started"),
+    "state_open": ("投票进行中", "Voting is open"),
+    "state_closed": ("投票已结束", "Voting has closed"),
     # the card sheet
     "cards_title": ("测评卡", "Ballot cards"),
     "cards_note": (

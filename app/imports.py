@@ -1,17 +1,47 @@
-"""Reading a unit list that someone exported from Excel. Pure."""
+"""Reading a unit list as people have it: Excel's CSV (UTF-8, or GBK/GB18030 as Excel on Chinese
+Windows saves it) or a workbook, headers and categories in Chinese or as keys. Pure.
+
+A row whose code is new creates a unit; a row whose code exists updates it, and the preview says
+what changes. An optional column lists the years a unit had its on-site review before this service
+(往年测评年度), so that the three-year coverage is right from the first year.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Collection
-from dataclasses import dataclass
+import re
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
 
 from app.errors import Problem, invalid_with
 
 HEADER = ("code", "name", "category")
+# What people call each column; a header cell is matched case-insensitively, trimmed.
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "code": ("code", "单位编码", "编码", "单位代码"),
+    "name": ("name", "单位名称", "名称"),
+    "category": ("category", "单位类别", "类别"),
+    "years": ("reviewed_years", "往年测评年度", "测评年度", "往年测评"),
+}
+REQUIRED = ("code", "name", "category")
 MAX_CODE = 32
 MAX_NAME = 128
+FIRST_YEAR, LAST_YEAR = 2000, 2100
+# "2023、2024", "2023,2024", "2023；2024" or "2023 2024" in one cell.
+YEAR_SEPARATORS = re.compile(r"[\s,，、;；/]+")
+
+Action = Literal["create", "update", "same"]
+
+
+@dataclass(frozen=True)
+class Existing:
+    """A unit already in the service, as an import compares with it."""
+
+    name: str
+    category: str
+    years: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -20,21 +50,36 @@ class UnitRow:
     code: str
     name: str
     category: str
+    action: Action = "create"
+    before: Existing | None = None
+    years: frozenset[int] = field(default=frozenset())
+
+    @property
+    def new_years(self) -> frozenset[int]:
+        return self.years - (self.before.years if self.before else frozenset())
 
 
-def parse_units_csv(data: bytes, *, categories: Collection[str], taken_codes: Collection[str] = ()) -> list[UnitRow]:
+def decode(data: bytes) -> str:
+    """UTF-8 (with or without Excel's byte-order mark), else GB18030, the superset of the GBK that
+    Excel on Chinese Windows writes for "CSV (逗号分隔)"."""
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise invalid_with([Problem("csv_encoding")])
+
+
+def parse_units_csv(
+    data: bytes, *, categories: Mapping[str, str] | Collection[str], existing: Mapping[str, Existing] | None = None
+) -> list[UnitRow]:
     """All rows, or Invalid naming every bad row by its line number: nothing half-imported."""
-    try:
-        # utf-8-sig drops the byte-order mark Excel puts at the front of "CSV UTF-8".
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise invalid_with([Problem("csv_encoding")]) from None
-    rows = list(csv.reader(io.StringIO(text, newline="")))
-    return _parse_rows(rows, categories=categories, taken_codes=taken_codes)
+    rows = list(csv.reader(io.StringIO(decode(data), newline="")))
+    return _parse_rows(rows, categories=categories, existing=existing or {})
 
 
 def parse_units_xlsx(
-    data: bytes, *, categories: Collection[str], taken_codes: Collection[str] = ()
+    data: bytes, *, categories: Mapping[str, str] | Collection[str], existing: Mapping[str, Existing] | None = None
 ) -> list[UnitRow]:
     """The first sheet of a workbook, read like the CSV: same header, same rules, same line numbers."""
     from openpyxl import load_workbook  # only needed for spreadsheets
@@ -48,55 +93,87 @@ def parse_units_xlsx(
     workbook.close()
     # Spreadsheets pad rows with empty cells to the widest row; trim them back.
     rows = [row[: max((i + 1 for i, cell in enumerate(row) if cell.strip()), default=0)] for row in rows]
-    return _parse_rows(rows, categories=categories, taken_codes=taken_codes)
+    return _parse_rows(rows, categories=categories, existing=existing or {})
 
 
 XLSX_MAGIC = b"PK\x03\x04"
 
 
 def parse_units_file(
-    data: bytes, *, categories: Collection[str], taken_codes: Collection[str] = ()
+    data: bytes, *, categories: Mapping[str, str] | Collection[str], existing: Mapping[str, Existing] | None = None
 ) -> list[UnitRow]:
     """CSV or XLSX, told apart by content rather than by a file name the user may have changed."""
     parse = parse_units_xlsx if data.startswith(XLSX_MAGIC) else parse_units_csv
-    return parse(data, categories=categories, taken_codes=taken_codes)
+    return parse(data, categories=categories, existing=existing)
+
+
+def _columns(header: list[str]) -> dict[str, int] | None:
+    """Which column holds what; None when a required one is missing or a cell is not a known name."""
+    found: dict[str, int] = {}
+    for index, cell in enumerate(header):
+        text = cell.strip().lower()
+        kind = next((kind for kind, names in COLUMNS.items() if text in names), None)
+        if kind is None or kind in found:
+            return None
+        found[kind] = index
+    return found if all(kind in found for kind in REQUIRED) else None
+
+
+def parse_years(cell: str) -> frozenset[int] | None:
+    """"2023、2024" -> {2023, 2024}; None when a part is not a year the service takes."""
+    parts = [part for part in YEAR_SEPARATORS.split(cell.strip()) if part]
+    if not all(part.isdigit() and FIRST_YEAR <= int(part) <= LAST_YEAR for part in parts):
+        return None
+    return frozenset(int(part) for part in parts)
 
 
 def _parse_rows(
-    rows: list[list[str]], *, categories: Collection[str], taken_codes: Collection[str]
+    rows: list[list[str]], *, categories: Mapping[str, str] | Collection[str], existing: Mapping[str, Existing]
 ) -> list[UnitRow]:
     if not rows:
         raise invalid_with([Problem("csv_empty")])
-    header = tuple(cell.strip().lower() for cell in rows[0])
-    if header != HEADER:
+    columns = _columns(rows[0])
+    if columns is None:
         raise invalid_with([Problem("csv_header", {"header": ",".join(rows[0])})])
+    # A category by its key or by its Chinese name: 党政机关 and party_gov are the same.
+    by_name = {name: key for key, name in categories.items()} if isinstance(categories, Mapping) else {}
+    keys = list(categories)
+    allowed = "/".join(keys)
     problems: list[Problem] = []
     units: list[UnitRow] = []
     first_line: dict[str, int] = {}
-    allowed = "/".join(categories)
     for index, cells in enumerate(rows[1:], start=2):
         if not any(cell.strip() for cell in cells):
             continue  # Excel leaves blank lines at the end
-        if len(cells) != len(HEADER):
-            problems.append(_row(index, f"应有 3 列，实有 {len(cells)} 列 (expected 3 columns, got {len(cells)})"))
+        if len(cells) != len(columns):
+            problems.append(_row(index, f"应有 {len(columns)} 列，实有 {len(cells)} 列"
+                                        f" (expected {len(columns)} columns, got {len(cells)})"))
             continue
-        code, name, category = (cell.strip() for cell in cells)
+        code, name, given = (cells[columns[kind]].strip() for kind in REQUIRED)
+        category = given if given in keys else by_name.get(given, given)
+        years = parse_years(cells[columns["years"]]) if "years" in columns else frozenset()
         errors = []
         if not code or len(code) > MAX_CODE:
             errors.append(f"单位编码应为 1–{MAX_CODE} 个字符 (code must be 1–{MAX_CODE} characters)")
         if not name or len(name) > MAX_NAME:
             errors.append(f"单位名称应为 1–{MAX_NAME} 个字符 (name must be 1–{MAX_NAME} characters)")
-        if category not in categories:
-            errors.append(Problem("unit_unknown_category", {"category": category, "allowed": allowed}).message())
+        if category not in keys:
+            errors.append(Problem("unit_unknown_category", {"category": given, "allowed": allowed}).message())
+        if years is None:
+            errors.append(f"往年测评年度 {cells[columns['years']].strip()} 应为 {FIRST_YEAR}–{LAST_YEAR} 的年份，"
+                          f"多个年份用顿号分隔 (reviewed years must be years, separated by commas)")
         if code in first_line:
             errors.append(Problem("csv_duplicate", {"code": code, "other": first_line[code]}).message())
-        elif code in taken_codes:
-            errors.append(Problem("unit_code_taken", {"code": code}).message())
         first_line.setdefault(code, index)
-        if errors:
+        if errors or years is None:
             problems.append(_row(index, "；".join(errors)))
-        else:
-            units.append(UnitRow(index, code, name, category))
+            continue
+        before = existing.get(code)
+        action: Action = "create"
+        if before is not None:
+            changed = (before.name, before.category) != (name, category) or not years <= before.years
+            action = "update" if changed else "same"
+        units.append(UnitRow(index, code, name, category, action, before, years))
     if problems:
         raise invalid_with(problems)
     if not units:

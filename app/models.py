@@ -7,11 +7,13 @@ neither holds a time, an address, a user agent or anything that follows submissi
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field as PydanticField
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field as PydanticField, model_validator
 from sqlalchemy import Column, ForeignKeyConstraint, Index, LargeBinary, Text
 from sqlmodel import Field, SQLModel
+
+from app.localtime import as_utc
 
 MeetingState = Literal["draft", "open", "closed"]
 Mode = Literal["cards", "screen"]
@@ -19,6 +21,10 @@ Mode = Literal["cards", "screen"]
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+# A time in an API answer: ISO 8601 with the offset ("…Z"), whatever the database gave back.
+UtcDateTime = Annotated[dt.datetime, AfterValidator(as_utc)]
 
 
 # ---- tables ----------------------------------------------------------------------------------
@@ -36,6 +42,17 @@ class Unit(SQLModel, table=True):
     code: str = Field(max_length=32, unique=True)
     name: str = Field(max_length=128)
     category_key: str = Field(foreign_key="category.key", max_length=32, index=True)
+    # Since when the service knows the unit: before that, its reviews are known only if recorded.
+    created_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class UnitReviewYear(SQLModel, table=True):
+    """A year in which a unit had its on-site review before this service kept its meetings."""
+
+    __tablename__ = "unit_review_year"
+
+    unit_id: int = Field(foreign_key="unit.id", primary_key=True)
+    year: int = Field(primary_key=True)
 
 
 class TemplateVersion(SQLModel, table=True):
@@ -228,9 +245,15 @@ class UnitCreate(ApiModel):
     category: str = PydanticField(examples=["party_gov"])
 
 
+ReviewYear = Annotated[int, PydanticField(ge=2000, le=2100)]
+
+
 class UnitUpdate(ApiModel):
     name: str = PydanticField(min_length=1, max_length=128)
     category: str
+    reviewed_years: list[ReviewYear] | None = PydanticField(
+        default=None, description="years of on-site reviews held before this service; omitted: unchanged"
+    )
 
 
 class UnitPublic(BaseModel):
@@ -238,10 +261,14 @@ class UnitPublic(BaseModel):
     name: str
     category: str
     category_name: str
+    reviewed_years: list[int] = PydanticField(default_factory=list, description="reviews recorded from before")
 
 
 class ImportReport(BaseModel):
-    imported: int
+    imported: int = PydanticField(description="units created or changed")
+    created: int
+    updated: int
+    unchanged: int
     units: list[UnitPublic]
 
 
@@ -308,6 +335,11 @@ class MeetingPublic(BaseModel):
 
 
 class CloseBody(ApiModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"risk_reason": ""}]},
+    )
+
     risk_reason: str = PydanticField(
         default="",
         max_length=1000,
@@ -323,6 +355,35 @@ class ReopenBody(ApiModel):
 class MintBody(ApiModel):
     count: int = PydanticField(ge=1, le=1000)
     group: str | None = None
+
+
+class CardsBody(ApiModel):
+    """Cards for one rater group (or none), or for several groups at once: one sheet, one print job."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"count": 40}, {"groups": {"leaders": 7, "representatives": 20}}]},
+    )
+
+    count: int | None = PydanticField(default=None, ge=1, le=1000)
+    group: str | None = None
+    groups: dict[str, Annotated[int, PydanticField(ge=1, le=1000)]] | None = PydanticField(
+        default=None, description="cards per rater group, all on one sheet; instead of count and group"
+    )
+
+    @model_validator(mode="after")
+    def _one_way(self) -> CardsBody:
+        if (self.count is None) == (self.groups is None) or (self.groups is not None and self.group is not None):
+            raise ValueError("give count (and optionally group), or groups")
+        if self.groups is not None and not self.groups:
+            raise ValueError("groups names at least one rater group")
+        return self
+
+    def batches(self) -> list[tuple[str | None, int]]:
+        if self.groups is not None:
+            return list(self.groups.items())
+        assert self.count is not None
+        return [(self.group, self.count)]
 
 
 class MintedToken(BaseModel):
@@ -438,7 +499,7 @@ class ResultPublic(BaseModel):
     meeting_id: int
     version: int
     digest: str
-    closed_at: dt.datetime
+    closed_at: UtcDateTime
     figures: FiguresPublic
 
 

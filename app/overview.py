@@ -18,8 +18,23 @@ class UnitYears:
     name: str
     category: str
     category_name: str
-    years_reviewed: frozenset[int]
+    years_reviewed: frozenset[int]  # closed meetings in the service, and years recorded from before
     result: ResultRecord | None  # this year's latest closed result
+    known_since: int = 0  # the year the unit came into the service
+    in_progress: bool = False  # a meeting of the window's years is being prepared or held
+    ever_reviewed: bool = False  # any review at all is known, however long ago
+
+
+def history_known(unit: UnitYears, year: int) -> bool:
+    """Whether the service can tell that a unit had no review in the window: it has known the unit
+    since the window began, or someone recorded the unit's reviews (a last one long ago included).
+    A unit added this year with no past years recorded is not overdue; it is unknown."""
+    return unit.ever_reviewed or unit.known_since <= window(year)[-1]
+
+
+def overdue(unit: UnitYears, year: int) -> bool:
+    reviewed = any(y in unit.years_reviewed for y in window(year))
+    return not reviewed and not unit.in_progress and history_known(unit, year)
 
 
 def window(year: int) -> list[int]:
@@ -50,7 +65,8 @@ def build_overview(*, year: int, category: str | None, units: Sequence[UnitYears
             score=unit.result.score if unit.result else None,
             component=unit.result.component if unit.result else None,
             rank=rank_of.get(unit.code),
-            overdue=not any(y in unit.years_reviewed for y in years),
+            overdue=overdue(unit, year),
+            history_known=history_known(unit, year),
         )
         for unit in units
     ]

@@ -14,7 +14,8 @@ from fractions import Fraction
 from pydantic import BaseModel
 
 from app.export import figure
-from app.models import Figure, FiguresPublic
+from app.labels import verification_code
+from app.models import Figure, FiguresPublic, UtcDateTime
 from app.scoring import round_half_up
 
 # How many of a unit's points the report singles out as its weakest.
@@ -29,6 +30,7 @@ class Comparison(BaseModel):
 
 class PointRow(BaseModel):
     id: str
+    number: int  # 1–19 as the ballot numbers the points
     name: str
     max: str
     average: Figure
@@ -56,6 +58,8 @@ class FeedbackReport(BaseModel):
     title: str
     result_version: int
     digest: str
+    verification_code: str  # the digest's first 12 hex digits, as the printed report shows it
+    closed_at: UtcDateTime
     score: Figure | None
     component: Figure | None
     score_comparison: Comparison | None
@@ -77,7 +81,8 @@ def _exact(text: str) -> Fraction:
 
 
 def feedback_report(
-    *, own: FiguresPublic, peers: Sequence[FiguresPublic], k: int, comments: Sequence[str], **meta: object
+    *, own: FiguresPublic, peers: Sequence[FiguresPublic], k: int, comments: Sequence[str], digest: str,
+    **meta: object,
 ) -> FeedbackReport:
     """``peers`` includes ``own``: ranks are among all comparable meetings, the unit's own among them."""
     comparable = len(peers) >= k and own.score is not None
@@ -93,13 +98,15 @@ def feedback_report(
     )
     weakest = [point_id for _, point_id in shares[:WEAKEST]] if own.score is not None else []
     items = []
+    number = 0
     for item in own.items:
         points = []
         for point in item.points:
+            number += 1
             value = _exact(point.average.exact)
             comparison = _compare(value, point_values[point.id]) if comparable else None
             points.append(PointRow(
-                id=point.id, name=point.name, max=point.max, average=point.average,
+                id=point.id, number=number, name=point.name, max=point.max, average=point.average,
                 share=str(round_half_up(value / Fraction(point.max) * 100, 1)),
                 weakest=point.id in weakest,
                 below_peers=comparison is not None and value < _exact(comparison.peer_average.exact),
@@ -116,5 +123,6 @@ def feedback_report(
         score_comparison = _compare(_exact(own.score.exact), scores)
     return FeedbackReport(
         score=own.score, component=own.component, score_comparison=score_comparison,
-        peers=len(peers), k=k, items=items, weakest=weakest, comments=list(comments), **meta,
+        peers=len(peers), k=k, items=items, weakest=weakest, comments=list(comments), digest=digest,
+        verification_code=verification_code(digest), **meta,
     )

@@ -7,8 +7,9 @@ import os
 import secrets
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import SecretStr, field_validator
+from pydantic import SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Values that appear in tutorials and sample files; a deployment that uses one has no secret.
@@ -37,6 +38,7 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     # Empty means the embedded SQLite file data_dir/onsite-ballot.db.
     database_url: str = ""
+    # What QR codes, ballot links and printed URLs point at. Unset, it follows HOST and PORT.
     base_url: str = "http://127.0.0.1:8000"
     secret_key: SecretStr | None = None
     k_anonymity: int = 5
@@ -60,6 +62,8 @@ class Settings(BaseSettings):
     webhook_backoff_seconds: float = 30.0
     webhook_backoff_max_seconds: float = 3600.0
     webhook_retry_hours: float = 48.0
+    # Times on pages, reports and sheets are shown in this zone; the API gives ISO 8601 with the offset.
+    timezone: str = "Asia/Shanghai"
 
     @field_validator("secret_key")
     @classmethod
@@ -80,6 +84,30 @@ class Settings(BaseSettings):
         if value < 1:
             raise ValueError("ONSITE_BALLOT_K_ANONYMITY must be at least 1")
         return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"ONSITE_BALLOT_TIMEZONE {value!r} is not a time zone name such as Asia/Shanghai"
+            ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _base_url_from_address(self) -> Settings:
+        # Printed login links and QR codes must name the port the service really listens on.
+        if "base_url" not in self.model_fields_set:
+            host = "127.0.0.1" if self.host in ("", "0.0.0.0", "::") else self.host
+            host = f"[{host}]" if ":" in host else host
+            self.base_url = f"http://{host}:{self.port}"
+        return self
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
 
     @property
     def resolved_database_url(self) -> str:

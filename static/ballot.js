@@ -1,6 +1,8 @@
 /* The ballot, better with JavaScript: a running total, what is left, the draft kept on this
-   phone as the rater goes, and a submit that never loses the answers. Without this file the
-   form still posts to the server, which checks it the same way. Plain ES5: old phones too. */
+   phone as the rater goes, a review of every answer before the final submit (as paper lets a
+   rater look the sheet over), and a submit that never loses the answers nor waits forever.
+   Without this file the form still posts to the server, which checks it the same way.
+   Plain ES5: old phones too. */
 (function () {
   "use strict";
   var counted = document.getElementById("counted");
@@ -22,8 +24,13 @@
   var status = document.getElementById("status");
   var send = document.getElementById("send");
   var retry = document.getElementById("retry");
+  var review = document.getElementById("review");
+  var reviewList = document.getElementById("review-list");
+  var confirmButton = document.getElementById("confirm");
+  var timeout = parseInt(d.timeout, 10) || 20000;
   var storage = null;
   var busy = false;
+  var attempt = 0;
 
   try {
     storage = window.localStorage;
@@ -124,19 +131,61 @@
     status.className = "status" + (bad ? " bad" : "");
   }
 
-  function failed(text) {
+  function failed(text, final) {
     busy = false;
-    send.disabled = false;
-    retry.hidden = false;
+    send.disabled = !!final;
+    confirmButton.disabled = false;
+    retry.hidden = !!final; // after close, sending again cannot help
     say(text, true);
     status.scrollIntoView({ block: "center" });
   }
 
-  function submit(event) {
+  function hideReview() {
+    review.hidden = true;
+  }
+
+  function labelOf(p) {
+    var checked = p.querySelector("input:checked");
+    if (checked) {
+      var text = checked.nextSibling.firstChild; // the grade's name, before its score
+      return text ? text.nodeValue : checked.value;
+    }
+    return valueOf(p);
+  }
+
+  // Every answer at a glance, numbered as on the page; a tap on one goes back to that point.
+  function showReview() {
+    while (reviewList.firstChild) reviewList.removeChild(reviewList.firstChild);
+    points.forEach(function (p) {
+      var item = document.createElement("li");
+      var link = document.createElement("a");
+      var number = document.createElement("span");
+      var grade = document.createElement("b");
+      link.href = "#" + p.id;
+      number.className = "n";
+      number.textContent = p.querySelector(".n").textContent;
+      grade.textContent = labelOf(p);
+      link.appendChild(number);
+      link.appendChild(document.createTextNode(" "));
+      link.appendChild(grade);
+      link.addEventListener("click", hideReview);
+      item.appendChild(link);
+      reviewList.appendChild(item);
+    });
+    document.getElementById("review-total").textContent = total.textContent;
+    document.getElementById("review-comment").hidden = !(comment && comment.value.trim());
+    review.hidden = false;
+    say("", false);
+    review.scrollIntoView({ block: "start" });
+    review.focus({ preventScroll: true });
+  }
+
+  function check(event) {
     if (event) event.preventDefault();
-    if (busy) return; // a double tap sends once
+    if (busy) return;
     var missing = points.filter(function (p) { return valueOf(p) === null; });
     if (missing.length) {
+      hideReview();
       missing.forEach(function (p) { mark(p, true); });
       say(d.tMissing.replace("{n}", missing.length), true);
       missing[0].scrollIntoView({ block: "center" });
@@ -144,19 +193,42 @@
       if (first) first.focus({ preventScroll: true });
       return;
     }
+    save();
+    showReview();
+  }
+
+  function submit(event) {
+    if (event) event.preventDefault();
+    if (busy) return; // a double tap sends once
     busy = true;
+    attempt += 1;
+    var mine = attempt;
     send.disabled = true;
+    confirmButton.disabled = true;
     retry.hidden = true;
     say(d.tSending, false);
     save();
     var text = comment ? comment.value.trim() : "";
+    // Bad Wi-Fi can hold a request open for minutes: give up after `timeout`, keep the answers,
+    // offer to send again. A late answer to the abandoned attempt is ignored; a repeat of a
+    // ballot that did count comes back "already counted", never as a second ballot.
+    var controller = window.AbortController ? new window.AbortController() : null;
+    var timer = window.setTimeout(function () {
+      if (mine !== attempt || !busy) return;
+      attempt += 1;
+      if (controller) controller.abort();
+      failed(d.tTimeout);
+    }, timeout);
     fetch(d.api, {
       method: "POST",
       headers: { "Content-Type": "application/json", "Accept": "application/json", "Accept-Language": d.lang },
       body: JSON.stringify({ token: d.code, answers: answers(), comment: text ? comment.value : null }),
       credentials: "omit",
-      cache: "no-store"
+      cache: "no-store",
+      signal: controller ? controller.signal : undefined
     }).then(function (response) {
+      window.clearTimeout(timer);
+      if (mine !== attempt) return;
       if (response.status === 201 || response.status === 200) {
         // Counted, now or before: only now may the phone forget the answers.
         if (storage) { try { storage.removeItem(key); } catch (e) { /* nothing to keep */ } }
@@ -164,10 +236,17 @@
         return;
       }
       return response.json().then(function (body) {
+        if (body.code === "meeting_not_open") {
+          // The page was shown for an open meeting: it has closed since.
+          failed(d.tClosed, true);
+          return;
+        }
         var reasons = body.problems && body.problems.length ? body.problems : [body.detail];
         failed(d.tRefused.replace("{reason}", reasons.join("；")));
       }, function () { failed(d.tFailed); });
     }, function () {
+      window.clearTimeout(timer);
+      if (mine !== attempt) return; // abandoned on time-out: already said
       failed(navigator.onLine === false ? d.tOffline : d.tFailed);
     });
   }
@@ -175,11 +254,17 @@
   form.addEventListener("change", function (event) {
     var p = pointOf(event.target);
     if (p && valueOf(p) !== null) mark(p, false);
+    hideReview();
     update();
     save();
   });
-  form.addEventListener("input", function () { update(); save(); });
-  form.addEventListener("submit", submit);
+  form.addEventListener("input", function () { hideReview(); update(); save(); });
+  form.addEventListener("submit", check);
+  confirmButton.addEventListener("click", submit);
+  document.getElementById("back").addEventListener("click", function () {
+    hideReview();
+    send.scrollIntoView({ block: "center" });
+  });
   retry.addEventListener("click", submit);
 
   restore();

@@ -1,12 +1,19 @@
 // Keeps a dashboard or projector current: turnout from each pushed event, and the figures
-// (which move only every K ballots) re-rendered by the server when they change.
+// (which move only every K ballots) re-rendered by the server when they change. The page names
+// its stream (data-events, data-event); the organizer's pages default to the meeting's events.
 (function () {
   "use strict";
   var turnout = document.getElementById("turnout");
   if (!turnout || !window.EventSource) { return; }
   var meeting = turnout.getAttribute("data-meeting");
+  var url = turnout.getAttribute("data-events") || "/api/v1/meetings/" + meeting + "/events";
+  var name = turnout.getAttribute("data-event") || "tally";
   var status = document.getElementById("live-status");
-  var states = { draft: "未开始", open: "进行中", closed: "已结束" };
+  var states = {
+    draft: turnout.getAttribute("data-state-draft") || "未开始",
+    open: turnout.getAttribute("data-state-open") || "进行中",
+    closed: turnout.getAttribute("data-state-closed") || "已结束"
+  };
   var last = null;
 
   function set(name, value) {
@@ -24,16 +31,24 @@
       .then(function (html) { if (html) { figures.outerHTML = html; } });
   }
 
-  var source = new EventSource("/api/v1/meetings/" + meeting + "/events");
-  source.addEventListener("tally", function (event) {
+  function say(text, connected) {
+    if (!status) { return; }
+    status.textContent = text;
+    status.setAttribute("data-connected", connected ? "1" : "0");
+  }
+
+  var source = new EventSource(url);
+  source.addEventListener(name, function (event) {
     var s = JSON.parse(event.data);
-    set("ballots_counted", s.ballots_counted);
-    set("tokens_issued", s.tokens_issued);
-    set("attendance", s.attendance);
+    for (var key in s) {
+      if (Object.prototype.hasOwnProperty.call(s, key) && key !== "state") { set(key, s[key]); }
+    }
     set("state", states[s.state] || s.state);
     if (last && (last.published_at_count !== s.published_at_count || last.state !== s.state)) { refresh(); }
     last = s;
-    if (status) { status.textContent = "实时更新中"; }
+    say((status && status.getAttribute("data-t-live")) || "实时更新中", true);
   });
-  source.onerror = function () { if (status) { status.textContent = "连接中断，正在重新连接…"; } };
+  source.onerror = function () {
+    say((status && status.getAttribute("data-t-lost")) || "连接中断，正在重新连接…", false);
+  };
 })();

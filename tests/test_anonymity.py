@@ -336,7 +336,8 @@ def test_closing_again_must_add_k_ballots_or_an_administrators_reason(
         store.create_user(session=session, actor="t", username="sec", display_name="书记", password=PASSWORD,
                           role="secretary", categories=["party_gov"])
     headers = {"X-CSRF-Token": sign_in(client, "sec")}
-    refused = client.post(f"/meetings/{meeting_id}/close", data={"risk_reason": "会议要求"}, headers=headers)
+    refused = client.post(f"/meetings/{meeting_id}/close", data={"confirm": "1", "risk_reason": "会议要求"},
+                          headers=headers)
     assert refused.status_code == 403
     client.cookies.clear()
     reason = "迟到的一位评议人坚持补投，已告知两版对比可知其所投内容"

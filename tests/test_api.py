@@ -47,7 +47,8 @@ def test_units_need_an_api_key(client: TestClient) -> None:
 def test_create_and_list_units(client: TestClient, auth: dict[str, str]) -> None:
     r = client.post("/api/v1/units", json={"code": "JL001", "name": "省直机关工委", "category": "party_gov"}, headers=auth)
     assert r.status_code == 201
-    assert r.json() == {"code": "JL001", "name": "省直机关工委", "category": "party_gov", "category_name": "党政机关"}
+    assert r.json() == {"code": "JL001", "name": "省直机关工委", "category": "party_gov", "category_name": "党政机关",
+                        "reviewed_years": []}
     r = client.post("/api/v1/units", json={"code": "JL001", "name": "重复", "category": "party_gov"}, headers=auth)
     assert r.status_code == 409
     assert r.json()["detail"] == "单位编码 JL001 已存在"

@@ -508,8 +508,10 @@ def test_screen_links_and_projector(client: TestClient, auth: dict[str, str]) ->
     assert screen.status_code == 200
     assert screen.text.count('<svg version="1.1"') == 1
     assert f"<b class=\"url\">testserver/s/{key}</b>" in screen.text
-    assert message("screen_claimed", claimed=1, attendance=30) in screen.text
-    assert '<meta http-equiv="refresh" content="15">' in screen.text
+    assert '<b data-live="claimed">1</b>' in screen.text and '<b data-live="attendance">30</b>' in screen.text
+    assert "http-equiv" not in screen.text  # kept current by the push, not a reload (issue #14, point 1)
+    assert f'data-events="/s/{key}/events"' in screen.text
+    assert client.get("/s/1-nokeynokey/events").status_code == 404
 
 
 # ---- the card sheet ----------------------------------------------------------------------------
@@ -626,6 +628,69 @@ def test_nothing_of_the_phone_is_stored(
             select(col(BallotToken.used)).where(col(BallotToken.hash) == KEYS.code_hash(code))
         ).scalar_one()
     assert spent is True
+
+
+# ---- issue #14, point 4: compressed over the wire, versioned assets cached for good -------------
+
+
+def test_the_ballot_page_over_the_wire(client: TestClient, auth: dict[str, str]) -> None:
+    """What a phone downloads: the page, its stylesheet and its script, gzipped by the server."""
+    meeting = open_meeting(client, auth)
+    [code] = mint(client, auth, meeting["id"], 1)
+    wire = {"Accept-Encoding": "gzip"}
+    page = client.get(f"/b/{code}", headers=wire)
+    assets = re.findall(r'(?:href|src)="(/static/[^"]+)"', page.text)
+    answers = [page, *(client.get(asset, headers=wire) for asset in assets)]
+    assert [r.headers.get("content-encoding") for r in answers] == ["gzip", "gzip", "gzip"]
+    assert all("accept-encoding" in r.headers["vary"].lower() for r in answers)
+    over_the_wire = sum(r.num_bytes_downloaded for r in answers)
+    raw = sum(len(r.content) for r in answers)
+    print(f"ballot page over the wire: {over_the_wire} bytes ({raw} uncompressed)")
+    assert over_the_wire <= PAGE_BUDGET_BYTES
+    assert over_the_wire < raw / 2.5
+    # The assets are versioned by content: cached for good; the page itself never.
+    assert [r.headers["cache-control"] for r in answers] == [
+        "no-store", "public, max-age=31536000, immutable", "public, max-age=31536000, immutable"]
+
+
+def test_the_submit_path_is_not_compressed(client: TestClient, auth: dict[str, str]) -> None:
+    meeting = open_meeting(client, auth)
+    [code] = mint(client, auth, meeting["id"], 1)
+    r = client.post("/api/v1/ballots", json={"token": code, "answers": ALL_A}, headers={"Accept-Encoding": "gzip"})
+    assert r.status_code == 201
+    assert "content-encoding" not in r.headers
+    assert "vary" not in r.headers
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [("", "no-cache"), ("?v=0000000000", "no-cache"), ("?v={current}", "public, max-age=31536000, immutable")],
+    ids=["unversioned", "stale-version", "current-version"],
+)
+def test_only_the_current_version_of_an_asset_is_cached_for_good(client: TestClient, query: str, expected: str) -> None:
+    from app.routes.pages import asset_url
+
+    current = asset_url("site.css").split("?v=")[1]
+    r = client.get("/static/site.css" + query.format(current=current))
+    assert (r.status_code, r.headers["cache-control"]) == (200, expected)
+
+
+def test_the_phones_own_text_size_reaches_the_page() -> None:
+    """WeChat's 字体大小 and the phone's larger-text setting scale the page's text; a stylesheet that
+    pins text-size-adjust (100% or none) would defeat them (issue #14, point 3)."""
+    css = (Path(ROOT) / "static" / "site.css").read_text("utf-8")
+    assert "text-size-adjust:" not in css.replace(" ", "")
+
+
+def test_console_assets_are_versioned(client: TestClient) -> None:
+    html = client.get("/login").text
+    assert re.findall(r'href="(/static/[^"]+)"', html) == [asset_url_of("console.css")]
+
+
+def asset_url_of(name: str) -> str:
+    from app.routes.pages import asset_url
+
+    return asset_url(name)
 
 
 def test_static_files_are_served(client: TestClient) -> None:

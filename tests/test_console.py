@@ -42,7 +42,7 @@ def test_sign_in_out(client: TestClient, database: Database) -> None:
     cookie = r.headers["set-cookie"]
     assert "httponly" in cookie.lower() and "samesite=lax" in cookie.lower()
     page = client.get("/meetings")
-    assert "wang · 管理员" in page.text
+    assert "王主任 · 管理员" in page.text
     r = client.post("/logout", data={"csrf": csrf_of(page.text)}, follow_redirects=False)
     assert (r.status_code, r.headers["location"]) == (303, "/login")
     assert client.get("/meetings", follow_redirects=False).status_code == 303
@@ -156,9 +156,10 @@ def test_meeting_open_warns_about_small_groups(client: TestClient, database: Dat
     sheet = client.post("/meetings/1/cards", data={"csrf": csrf, "count": "10", "group": "reps"})
     assert sheet.status_code == 201
     assert sheet.text.count('<article class="card') == 10
+    assert client.post("/meetings/1/cards", data={"csrf": csrf, "count": "2", "group": "leaders"}).status_code == 201
     r = client.post("/meetings/1/open", data={"csrf": csrf})
     assert r.status_code == 409
-    assert "班子成员：0 张" in r.text
+    assert "班子成员：2 张" in r.text
     r = client.post("/meetings/1/open", data={"csrf": csrf, "confirm": "1"}, follow_redirects=False)
     assert r.status_code == 303
     assert client.get("/api/v1/meetings/1").json()["state"] == "open"
@@ -182,6 +183,7 @@ def test_create_admin_command(tmp_path: object, monkeypatch: pytest.MonkeyPatch,
     import io
 
     monkeypatch.setenv("ONSITE_BALLOT_DATA_DIR", str(tmp_path))
+    assert cli.main(["migrate"]) == 0  # the service's database, as `make run` leaves it
     monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
     assert cli.main(["create-admin", "root"]) == 2
     assert "密码至少需要 10 个字符" in capsys.readouterr().err
@@ -223,6 +225,8 @@ def test_year_overview_marks_units_without_review(client: TestClient, auth: dict
     client.post(f"/api/v1/meetings/{reviewed['id']}/close", headers=auth)
     client.post("/api/v1/units", json={"code": "JL002", "name": "乙单位", "category": "party_gov"}, headers=auth)
     client.post("/api/v1/units", json={"code": "C001", "name": "中直丙", "category": "central"}, headers=auth)
+    with database.writing() as conn:  # known to the service since before the three years
+        conn.execute(text("UPDATE unit SET created_at = '2020-03-01 00:00:00' WHERE code = 'JL002'"))
     sign_in(client, "li")
     page = client.get("/overview?year=2026").text
     assert "连续三年未开展现场测评的单位（1 个）" in page

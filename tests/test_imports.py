@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Mapping
 
 import pytest
 
 from app.errors import Invalid
-from app.imports import UnitRow, parse_units_csv
+from app.imports import Existing, UnitRow, parse_units_csv, parse_units_file
 
 CATEGORIES = ("party_gov", "central", "mass_org", "enterprise")
 ALLOWED = "party_gov/central/mass_org/enterprise"
@@ -31,13 +31,13 @@ def csv_bytes(lines: list[str], *, newline: str = "\n", bom: bool = False, encod
     return BOM + data if bom else data
 
 
-def parse(data: bytes, taken: Collection[str] = ()) -> list[UnitRow]:
-    return parse_units_csv(data, categories=CATEGORIES, taken_codes=taken)
+def parse(data: bytes, existing: Mapping[str, Existing] | None = None) -> list[UnitRow]:
+    return parse_units_csv(data, categories=CATEGORIES, existing=existing)
 
 
-def problems(data: bytes, taken: Collection[str] = ()) -> list[tuple[str, str]]:
+def problems(data: bytes, existing: Mapping[str, Existing] | None = None) -> list[tuple[str, str]]:
     with pytest.raises(Invalid) as caught:
-        parse(data, taken)
+        parse(data, existing)
     assert caught.value.status == 422
     return [(problem.code, problem.message()) for problem in caught.value.problems]
 
@@ -90,7 +90,7 @@ BAD_LINES = [
     "JL001,省委宣传部,party_gov",  # 6  repeats line 2
     "JL004,省科协",  # 7  two columns
     "JL005,省文联,mass_org,备注",  # 8  four columns
-    "JL900,省电力公司,enterprise",  # 9  already in the database
+    "JL900,省电力公司,enterprise",  # 9  already in the database: an update, not a problem
     "JL006,省交通厅,party_gov",  # 10 fine
 ]
 BAD_PROBLEMS = [
@@ -99,20 +99,20 @@ BAD_PROBLEMS = [
     ("csv_row", "第 6 行：单位编码 JL001 在文件中重复（另见第 2 行）"),
     ("csv_row", "第 7 行：应有 3 列，实有 2 列 (expected 3 columns, got 2)"),
     ("csv_row", "第 8 行：应有 3 列，实有 4 列 (expected 3 columns, got 4)"),
-    ("csv_row", "第 9 行：单位编码 JL900 已存在"),
 ]
+EXISTING = {"JL900": Existing("省电力公司", "central"), "JL901": Existing("省水利厅", "party_gov")}
 
 
 @pytest.mark.parametrize("bom", [False, True], ids=["plain", "bom"])
 @pytest.mark.parametrize("newline", ["\n", "\r\n"], ids=["lf", "crlf"])
 def test_every_bad_row_named_by_its_line(bom: bool, newline: str) -> None:
     data = csv_bytes(BAD_LINES, newline=newline, bom=bom)
-    assert problems(data, taken={"JL900", "JL901"}) == BAD_PROBLEMS
+    assert problems(data, EXISTING) == BAD_PROBLEMS
 
 
 def test_bad_rows_in_english() -> None:
     with pytest.raises(Invalid) as caught:
-        parse(csv_bytes(BAD_LINES), taken={"JL900"})
+        parse(csv_bytes(BAD_LINES), EXISTING)
     assert [problem.message("en") for problem in caught.value.problems][3:5] == [
         "Line 7: 应有 3 列，实有 2 列 (expected 3 columns, got 2)",
         "Line 8: 应有 3 列，实有 4 列 (expected 3 columns, got 4)",
@@ -143,10 +143,12 @@ def test_every_repeat_points_at_the_first_line() -> None:
     ]
 
 
-def test_codes_already_taken() -> None:
-    assert problems(csv_bytes(GOOD_LINES), taken=["JL003", "JL001"]) == [
-        ("csv_row", "第 2 行：单位编码 JL001 已存在"),
-        ("csv_row", "第 4 行：单位编码 JL003 已存在"),
+def test_existing_codes_become_updates_with_what_changes() -> None:
+    existing = {"JL001": Existing("省委办公室", "party_gov"), "JL003": Existing("某银行省分行", "central")}
+    assert parse(csv_bytes(GOOD_LINES), existing) == [
+        UnitRow(2, "JL001", "省委办公厅", "party_gov", "update", existing["JL001"]),
+        UnitRow(3, "JL002", "省总工会", "mass_org"),
+        UnitRow(4, "JL003", "某银行省分行", "central", "same", existing["JL003"]),
     ]
 
 
@@ -161,7 +163,7 @@ def test_unknown_category_keys_are_case_sensitive() -> None:
 @pytest.mark.parametrize(
     ("first_line", "shown"),
     [
-        ("编码,名称,类别", "编码,名称,类别"),
+        ("单位,名称,类别", "单位,名称,类别"),
         ("code,name", "code,name"),
         ("code,name,category,note", "code,name,category,note"),
         ("JL001,省委办公厅,party_gov", "JL001,省委办公厅,party_gov"),  # no header at all
@@ -170,7 +172,8 @@ def test_unknown_category_keys_are_case_sensitive() -> None:
 )
 def test_wrong_header(first_line: str, shown: str) -> None:
     data = csv_bytes([first_line, "JL001,省委办公厅,party_gov"], bom=True)
-    assert problems(data) == [("csv_header", f"CSV 第一行应为列名 code,name,category，现为 {shown}")]
+    assert problems(data) == [("csv_header", "第一行应为列名 单位编码,单位名称,单位类别（或 code,name,category；"
+                                             f"可另加一列 往年测评年度），现为 {shown}")]
 
 
 @pytest.mark.parametrize(
@@ -185,12 +188,54 @@ def test_no_units(data: bytes) -> None:
 @pytest.mark.parametrize(
     "data",
     [
-        csv_bytes(GOOD_LINES, encoding="gbk"),  # what a Chinese Excel saves as plain "CSV"
-        csv_bytes(GOOD_LINES, newline="\r\n", encoding="gbk"),
         csv_bytes(GOOD_LINES, encoding="utf-16"),  # Excel's "Unicode text"
         b"code,name,category\nJL001,Caf\xe9,party_gov\n",  # Latin-1
     ],
-    ids=["gbk", "gbk-crlf", "utf-16", "latin-1"],
+    ids=["utf-16", "latin-1"],
 )
-def test_not_utf8(data: bytes) -> None:
-    assert problems(data) == [("csv_encoding", "CSV 文件应为 UTF-8 编码")]
+def test_neither_utf8_nor_gbk(data: bytes) -> None:
+    assert problems(data) == [("csv_encoding", "CSV 文件应为 UTF-8 或 GBK 编码")]
+
+
+# ---- issue #14, point 11: unit lists as people have them ----------------------------------------
+
+NAMED = {"party_gov": "党政机关", "central": "中直单位", "mass_org": "群团组织", "enterprise": "企事业单位"}
+CHINESE_LINES = [
+    "单位编码,单位名称,单位类别",
+    "JL001,省委办公厅,党政机关",
+    "JL002,省总工会,群团组织",
+    "JL003,某银行省分行,central",
+]
+
+
+@pytest.mark.parametrize("encoding", ["gbk", "gb18030", "utf-8"])
+@pytest.mark.parametrize("newline", ["\n", "\r\n"], ids=["lf", "crlf"])
+def test_chinese_headers_and_categories_in_gbk_or_utf8(encoding: str, newline: str) -> None:
+    data = csv_bytes(CHINESE_LINES, newline=newline, encoding=encoding)
+    assert parse_units_file(data, categories=NAMED) == GOOD_ROWS
+
+
+def test_a_chinese_category_name_without_the_names_is_unknown() -> None:
+    data = csv_bytes(["单位编码,单位名称,单位类别", "JL001,甲,党政机关"], encoding="gbk")
+    assert problems(data) == [("csv_row", f"第 2 行：单位类别 党政机关 无效，可选：{ALLOWED}")]
+
+
+def test_past_review_years_in_their_own_column() -> None:
+    data = csv_bytes(["单位名称,单位编码,单位类别,往年测评年度", "省委办公厅,JL001,党政机关,2023、2024",
+                      "省总工会,JL002,群团组织,", "某行,JL003,central,2021；2019 2020"], encoding="gbk")
+    rows = parse_units_file(data, categories=NAMED, existing={"JL002": Existing("省总工会", "mass_org")})
+    assert [(r.code, r.action, sorted(r.years)) for r in rows] == [
+        ("JL001", "create", [2023, 2024]), ("JL002", "same", []), ("JL003", "create", [2019, 2020, 2021])]
+    again = parse_units_file(data, categories=NAMED,
+                             existing={"JL001": Existing("省委办公厅", "party_gov", frozenset({2024}))})
+    assert (again[0].action, sorted(again[0].new_years)) == ("update", [2023])
+
+
+def test_bad_review_years_are_named() -> None:
+    data = csv_bytes(["code,name,category,reviewed_years", "JL001,甲,party_gov,2024年", "JL002,乙,central,1999"])
+    assert problems(data) == [
+        ("csv_row", "第 2 行：往年测评年度 2024年 应为 2000–2100 的年份，多个年份用顿号分隔"
+                    " (reviewed years must be years, separated by commas)"),
+        ("csv_row", "第 3 行：往年测评年度 1999 应为 2000–2100 的年份，多个年份用顿号分隔"
+                    " (reviewed years must be years, separated by commas)"),
+    ]

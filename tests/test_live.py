@@ -197,5 +197,13 @@ def test_feedback_report_compares_with_peers_only_from_k_of_them(client: TestCli
     assert item1["comparison"] == {"peer_average": {"rounded": "9.20", "exact": "9.2"}, "rank": 4, "of": 5}
     assert report["items"][1]["points"][0]["below_peers"] is False  # p05: 6 against a mean of 3.66
     page = client.get(f"/meetings/{ids[4]}/report", headers=auth).text
-    assert "▼ p01 履行第一责任人职责" in page
+    assert "▼ 1 履行第一责任人职责" in page  # numbered as on the ballot (issue #14, point 9)
     assert "2 / 5" in page
+    # A short 核验码 for people, not the 64-digit digest; no command lines (issue #14, point 9).
+    result = client.get(f"/api/v1/meetings/{ids[4]}/result", headers=auth).json()
+    digest = result["digest"]
+    code = "-".join(digest[i:i + 4].upper() for i in (0, 4, 8))
+    assert report["verification_code"] == code
+    assert [p["number"] for i in report["items"] for p in i["points"]] == list(range(1, 20))
+    assert f"核验码 {code}" in page
+    assert digest not in page and "onsite-ballot verify" not in page and re.search(r"\bp\d\d\b", page) is None

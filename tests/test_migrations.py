@@ -89,10 +89,10 @@ def test_sealing_migration_keeps_every_code_and_ballot_and_drops_the_fingerprint
         command.upgrade(config, BEFORE_SEALING)
     with database.session() as session:
         store.seed_reference(session=session)
-        store.create_unit(session=session, actor="t", code="OLD01", name="旧单位", category="party_gov")
     codes = {"open_spent": "K7MQ2X9PAR", "open_unspent": "K7MQ2X9PAS", "closed_spent": "23456789AB"}
     ballots = [ALL_A, {**ALL_A, "p01": "B"}]
     with database.write.begin() as conn:
+        conn.execute(text("INSERT INTO unit (id, code, name, category_key) VALUES (1, 'OLD01', '旧单位', 'party_gov')"))
         for meeting_id, state in ((1, "open"), (2, "closed")):
             conn.execute(text(
                 "INSERT INTO meeting (id, unit_id, year, date, title, template_id, template_version, mode, attendance,"
@@ -141,3 +141,24 @@ def test_sealing_migration_keeps_every_code_and_ballot_and_drops_the_fingerprint
 def _ballot_ids(database: Database) -> list[str]:
     with database.reading() as conn:
         return list(conn.execute(text("SELECT id FROM ballot")).scalars())
+
+
+def test_units_that_exist_get_a_time_when_past_reviews_are_added(database: Database) -> None:
+    """2026-12-02_remember_past_reviews on a database that has units (issue #14, point 12)."""
+    from alembic import command
+
+    from app.migrate import alembic_config, upgrade
+
+    config = alembic_config(database.url)
+    with database.write.connect() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "8d2e5b1c7f30")  # the revision before past reviews
+        conn.commit()
+    with database.write.begin() as conn:
+        conn.execute(text("INSERT INTO unit (code, name, category_key) VALUES ('OLD1', '旧单位', 'party_gov')"))
+    upgrade(database.write)
+    with database.reading() as conn:
+        created = conn.execute(text("SELECT created_at FROM unit WHERE code = 'OLD1'")).scalar_one()
+        years = conn.execute(text("SELECT count(*) FROM unit_review_year")).scalar_one()
+    assert created is not None and years == 0
+    assert at_head(database.write)

@@ -300,7 +300,7 @@ def test_the_result_schema_is_documented_and_versioned(client: TestClient, auth:
     spec = client.get("/api/v1/openapi.json").json()
     record = spec["components"]["schemas"]["ResultRecord"]
     assert record["examples"][0]["unit_code"] == "JL001"
-    assert record["properties"]["schema_version"]["const"] == 1
+    assert record["properties"]["schema_version"]["enum"] == [1]
     ResultRecord.model_validate(RESULT_EXAMPLE)
     assert spec["components"]["schemas"]["WebhookBody"]["properties"]["result"]["$ref"].endswith("/ResultRecord")
     assert "result_event" in spec["paths"]["/api/v1/webhooks"]["post"]["callbacks"]
@@ -332,11 +332,11 @@ def test_overview_ranks_and_flags_units_without_a_review_in_three_years(client: 
     assert rows == {
         "JL001": ({"2026": True, "2025": False, "2024": False}, "79.85", 2, False),
         "JL002": ({"2026": True, "2025": False, "2024": False}, "280/3", 1, False),
-        "NEW01": ({"2026": False, "2025": False, "2024": False}, None, None, True),
+        "NEW01": ({"2026": False, "2025": False, "2024": False}, None, None, False),  # no history yet
         "OLD01": ({"2026": False, "2025": False, "2024": False}, None, None, True),
         "TWO01": ({"2026": False, "2025": False, "2024": True}, None, None, False),
     }
-    assert page["overdue"] == ["NEW01", "OLD01"]
+    assert page["overdue"] == ["OLD01"]
     everyone = client.get("/api/v1/overview?year=2026", headers=auth).json()
     assert [(u["unit_code"], u["rank"]) for u in everyone["units"] if u["rank"]] == [
         ("JL001", 2), ("JL002", 1), ("ZZ001", 1)

@@ -115,3 +115,56 @@ def test_two_processes_starting_together_keep_one_key(tmp_path: Path, monkeypatc
     monkeypatch.setattr(os, "link", another_process_won)
     assert Settings(data_dir=tmp_path).secret() == theirs
     assert sorted(p.name for p in tmp_path.iterdir()) == ["secret_key"]
+
+
+# ---- issue #14, point 14: create-admin where people run it ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, "http://127.0.0.1:8000"),
+        ({"ONSITE_BALLOT_PORT": "8123"}, "http://127.0.0.1:8123"),
+        ({"ONSITE_BALLOT_HOST": "0.0.0.0", "ONSITE_BALLOT_PORT": "9000"}, "http://127.0.0.1:9000"),
+        ({"ONSITE_BALLOT_HOST": "10.1.2.3", "ONSITE_BALLOT_PORT": "9000"}, "http://10.1.2.3:9000"),
+        ({"ONSITE_BALLOT_PORT": "9000", "ONSITE_BALLOT_BASE_URL": "https://ballot.example.org"},
+         "https://ballot.example.org"),
+    ],
+)
+def test_the_base_url_follows_the_configured_address(
+    env: dict[str, str], expected: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert Settings().base_url == expected
+
+
+def test_create_admin_prints_the_login_url_on_the_configured_port(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import io
+
+    monkeypatch.setenv("ONSITE_BALLOT_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("ONSITE_BALLOT_PORT", "8123")
+    assert cli.main(["migrate"]) == 0
+    monkeypatch.setattr("sys.stdin", io.StringIO("a-long-enough-password\n"))
+    assert cli.main(["create-admin", "root"]) == 0
+    out = capsys.readouterr().out
+    assert "http://127.0.0.1:8123/login" in out
+    assert ":8000" not in out
+
+
+def test_create_admin_in_a_folder_without_the_service_creates_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import io
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ONSITE_BALLOT_DATA_DIR", raising=False)
+    monkeypatch.setattr("sys.stdin", io.StringIO("a-long-enough-password\n"))
+    assert cli.main(["create-admin", "root"]) == 2
+    err = capsys.readouterr().err
+    database = (tmp_path / "data" / "onsite-ballot.db").resolve()
+    assert f"找不到数据库 {database}" in err
+    assert f"no database at {database}" in err
+    assert not (tmp_path / "data").exists()

@@ -72,7 +72,8 @@ def principal_of(request: Request, session: SessionDep) -> Principal | None:
         request.session.clear()
         return None
     categories = None if user.role == "admin" else frozenset(user.categories.split())
-    return Principal(name=f"user:{user.username}", role=user.role, categories=categories, user_id=user.id)  # type: ignore[arg-type]
+    return Principal(name=f"user:{user.username}", role=user.role, categories=categories, user_id=user.id,  # type: ignore[arg-type]
+                     display_name=user.display_name)
 
 
 async def _check_csrf(request: Request) -> None:

@@ -45,6 +45,7 @@ from app.routes.deps import (
     notify_changed,
     wrong_code,
 )
+from app.routes.openapi import operation_id
 from app.settings import Settings
 from app.templates import BallotTemplate, parse_template
 from app.tokens import normalize, printable
@@ -82,10 +83,13 @@ def seen_meeting(session: Session, principal: Principal, meeting_id: int) -> Mee
 # ---- units ------------------------------------------------------------------------------------
 
 
-def unit_public(session: Session, unit: Any) -> UnitPublic:
+def unit_public(session: Session, unit: Any, years: list[int] | None = None) -> UnitPublic:
     names = {c.key: c.name for c in store.categories(session=session)}
+    if years is None:
+        years = store.review_years(session=session, unit_ids=[unit.id])[unit.id]
     return UnitPublic(
-        code=unit.code, name=unit.name, category=unit.category_key, category_name=names[unit.category_key]
+        code=unit.code, name=unit.name, category=unit.category_key, category_name=names[unit.category_key],
+        reviewed_years=years,
     )
 
 
@@ -100,8 +104,9 @@ def create_unit(body: UnitCreate, session: SessionDep, principal: Staff) -> Unit
 
 @router.get("/units", tags=["units"])
 def list_units(session: SessionDep, principal: Reader, category: str | None = None) -> list[UnitPublic]:
-    units = store.list_units(session=session, category=category)
-    return [unit_public(session, unit) for unit in units if principal.sees(unit.category_key)]
+    units = [unit for unit in store.list_units(session=session, category=category) if principal.sees(unit.category_key)]
+    years = store.review_years(session=session, unit_ids=[unit.id for unit in units])  # type: ignore[misc]
+    return [unit_public(session, unit, years[unit.id]) for unit in units]  # type: ignore[index]
 
 
 @router.patch("/units/{code}", tags=["units"])
@@ -111,8 +116,21 @@ def update_unit(code: str, body: UnitUpdate, session: SessionDep, principal: Sta
         raise NotFound("unit_not_found", code=code)
     ensure_manages(principal, unit.category_key)
     ensure_manages(principal, body.category)
-    unit = store.update_unit(session=session, actor=principal.name, code=code, name=body.name, category=body.category)
+    unit = store.update_unit(session=session, actor=principal.name, code=code, name=body.name, category=body.category,
+                             reviewed_years=body.reviewed_years)
     return unit_public(session, unit)
+
+
+@router.delete("/units/{code}", status_code=204, tags=["units"])
+def delete_unit(code: str, session: SessionDep, principal: Staff) -> Response:
+    """Delete a unit entered by mistake (or the demo unit) with its meetings that never opened;
+    409 once one of its meetings has opened or has codes."""
+    unit = store.find_unit(session=session, code=code)
+    if unit is None:
+        raise NotFound("unit_not_found", code=code)
+    ensure_manages(principal, unit.category_key)
+    store.delete_unit(session=session, actor=principal.name, code=code)
+    return Response(status_code=204)
 
 
 @router.post(
@@ -122,7 +140,9 @@ def update_unit(code: str, body: UnitUpdate, session: SessionDep, principal: Sta
     openapi_extra={"requestBody": {"content": {"text/csv": {"schema": {"type": "string"}}}, "required": True}},
 )
 async def import_units(request: Request, session: SessionDep, principal: Staff) -> ImportReport:
-    """CSV with the header `code,name,category`, UTF-8 with or without BOM. All rows or none."""
+    """CSV (UTF-8 with or without BOM, or GBK) or XLSX with the header `code,name,category` or
+    `单位编码,单位名称,单位类别`, optionally `往年测评年度` (`reviewed_years`); categories by key or Chinese
+    name. A known code updates its unit. All rows or none."""
     data = await request.body()
     # The database work off the event loop: it may wait for SQLite's write lock.
     return await run_in_threadpool(_import_units, session, principal, data)
@@ -130,8 +150,10 @@ async def import_units(request: Request, session: SessionDep, principal: Staff) 
 
 def _import_units(session: Session, principal: Principal, data: bytes) -> ImportReport:
     allowed = [c.key for c in store.categories(session=session) if principal.manages(c.key)]
-    units = store.import_units(session=session, actor=principal.name, data=data, categories=allowed)
-    return ImportReport(imported=len(units), units=[unit_public(session, unit) for unit in units])
+    outcome = store.import_units(session=session, actor=principal.name, data=data, categories=allowed)
+    changed = outcome.created + outcome.updated
+    return ImportReport(imported=len(changed), created=len(outcome.created), updated=len(outcome.updated),
+                        unchanged=outcome.unchanged, units=[unit_public(session, unit) for unit in changed])
 
 
 # ---- templates --------------------------------------------------------------------------------
@@ -324,7 +346,7 @@ ALREADY = {
 
 # The phones' one route has a router of its own, included first: 200 phones in a minute should not
 # have their path tried against every organizer route before their own.
-ballots_router = APIRouter(prefix="/api/v1", responses=ERRORS)
+ballots_router = APIRouter(prefix="/api/v1", responses=ERRORS, generate_unique_id_function=operation_id)
 
 
 @ballots_router.post(

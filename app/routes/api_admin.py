@@ -10,7 +10,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from app import store
-from app.models import ApiModel, ErrorBody
+from app.models import ApiModel, ErrorBody, UtcDateTime
 from app.routes.access import Admin, Staff
 from app.routes.api import managed_meeting
 from app.routes.deps import SessionDep
@@ -51,7 +51,7 @@ class ApiKeyPublic(BaseModel):
     id: int
     name: str
     scopes: str
-    created_at: dt.datetime
+    created_at: UtcDateTime
     last_used_on: dt.date | None
     revoked: bool
 
@@ -62,7 +62,7 @@ class ApiKeyCreated(ApiKeyPublic):
 
 class AuditEventPublic(BaseModel):
     id: int
-    at: dt.datetime
+    at: UtcDateTime
     actor: str
     action: str
     meeting_id: int | None

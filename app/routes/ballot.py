@@ -43,6 +43,11 @@ CLAIM_COOKIE = "ob_claim"
 CLAIM_DONE = "ob_voted"
 CLAIM_COOKIE_SECONDS = 12 * 60 * 60
 
+# A submit that has had no answer after this long is given up on the phone (its answers kept, "send
+# again" offered): a held connection on bad Wi-Fi must not leave the rater looking at "sending…".
+# Long enough for a slow 3G round trip and a writer batch, short enough to keep someone waiting.
+SUBMIT_TIMEOUT_SECONDS = 20
+
 # Problem codes of app.templates.parse_answers -> the shorter words shown next to the point.
 POINT_PROBLEMS = {
     "ballot_missing_point": "problem_missing",
@@ -190,7 +195,7 @@ def render_ballot(
         items=ballot_view(template, page.lang, answers or {}, by_point),
         comment=comment, comment_max=COMMENT_MAX_CHARS, comment_problem=comment_problem,
         general=general, notice=notice or (page.t("fix_below", n=count) if count else ""),
-        form_action=page.url(f"/b/{code}"),
+        form_action=page.url(f"/b/{code}"), submit_timeout=SUBMIT_TIMEOUT_SECONDS,
         thanks_url=thanks_url(page, access), thanks_again_url=thanks_url(page, access, again=True),
     )
 
@@ -410,6 +415,10 @@ def claim(key: str, request: Request, page: PageDep) -> Response:
         meeting = screen_meeting_of(request, key) or meeting
         return _no_claim(page, meeting) or page.message("pool_empty_title", "pool_empty_body", 409,
                                                         n=meeting.attendance)
+    # The projector counts claims: tell it (and the dashboards) that one more phone has a code.
+    hub = getattr(request.app.state, "hub", None)
+    if hub is not None:
+        hub.changed([meeting.id])
     response = redirect(page.url(f"/b/{code}"))
     response.set_cookie(
         CLAIM_COOKIE, code, max_age=CLAIM_COOKIE_SECONDS, path=f"/s/{key}", httponly=True, samesite="lax",

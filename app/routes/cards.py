@@ -7,21 +7,26 @@ the printable HTML, once.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
+from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import store
+from app.db import Database
 from app.errors import Conflict
-from app.models import MintBody
+from app.models import CardsBody
 from app.qr import qr_svg
 from app.routes.access import Staff
 from app.routes.api import managed_meeting
 from app.routes.ballot import link_unknown, screen_meeting_of
+from app.routes.console_live import pushed
 from app.routes.deps import KeysDep, SessionDep, SettingsDep
 from app.routes.pages import PAGE_HEADERS, PageDep, inline_asset, screen_urls
 from app.tokens import printable
@@ -30,8 +35,6 @@ router = APIRouter()
 
 # Two columns of four fill an A4 page at a size a phone reads from arm's length.
 CARDS_PER_PAGE = 8
-# The projector page reloads itself (no script needed) to show how many have claimed.
-SCREEN_REFRESH_SECONDS = 15
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,7 @@ def _short(url: str) -> str:
 )
 def mint_cards(
     meeting_id: int,
-    body: MintBody,
+    body: CardsBody,
     session: SessionDep,
     settings: SettingsDep,
     keys: KeysDep,
@@ -67,13 +70,14 @@ def mint_cards(
 ) -> Response:
     """Mint single-use codes and answer with their printable A4 card sheet (HTML; print at 100%).
 
-    The codes are in this answer only: save it nowhere, print it, and mint new cards (voiding
-    the old ones) if the sheet is lost. `?lang=en` for English cards.
+    `{"count": 40}` (optionally with `"group"`), or `{"groups": {"leaders": 7, ...}}` for every
+    group's cards on one sheet. The codes are in this answer only: save it nowhere, print it, and
+    mint new cards (voiding the old ones) if the sheet is lost. `?lang=en` for English cards.
     """
     # Who may mint cards is who may mint codes: POST /api/v1/meetings/{id}/tokens.
     meeting = managed_meeting(session, principal, meeting_id)
-    minted = store.mint_tokens(session=session, actor=principal.name, meeting_id=meeting_id, count=body.count,
-                               group=body.group, keys=keys)
+    minted = store.mint_token_batches(session=session, actor=principal.name, meeting_id=meeting_id,
+                                      batches=body.batches(), keys=keys)
     unit, _ = store.unit_of(session=session, meeting=meeting)
     groups = {spec.key: (index, spec.name) for index, spec in enumerate(store.group_specs(meeting))}
     base = settings.base_url.rstrip("/")
@@ -123,12 +127,50 @@ def screen_links(meeting_id: int, session: SessionDep, settings: SettingsDep, pr
                        attendance=meeting.attendance, claimed=meeting.claimed)
 
 
+class ScreenState(BaseModel):
+    """What the projector shows and the push updates: turnout only, never a score while open."""
+
+    state: str
+    claimed: int
+    ballots_counted: int
+    attendance: int
+
+
+def screen_state(database: Database, meeting_id: int) -> ScreenState:
+    with database.read_session() as session:
+        view = store.tally(session=session, meeting_id=meeting_id)
+    # A screen meeting's live codes are the ones phones have claimed.
+    return ScreenState(state=view.meeting.state, claimed=view.issued, ballots_counted=view.counted,
+                       attendance=view.meeting.attendance)
+
+
 @router.get("/s/{key}/screen", include_in_schema=False)
 def projector(key: str, request: Request, settings: SettingsDep, page: PageDep) -> Response:
-    """Full screen for the projector: one large QR code, the short link, claimed of declared."""
+    """Full screen for the projector: the unit, one large QR code, the link to type, and claimed
+    and counted against attendance, kept current by the push from /s/{key}/events."""
     meeting = screen_meeting_of(request, key)
     if meeting is None:
         return link_unknown(page)
     claim_url, _ = screen_urls(settings, meeting.id)
     return page.render("screen.html", meeting=meeting, qr=qr_svg(claim_url, label=page.t("screen_scan")),
-                       short_url=_short(claim_url), refresh=SCREEN_REFRESH_SECONDS)
+                       short_url=_short(claim_url), live=screen_state(request.app.state.db, meeting.id),
+                       events_url=f"/s/{key}/events")
+
+
+def screen_meeting_id(key: str, request: Request) -> int:
+    """Checked before the stream starts: once it has, an error can no longer become a 404."""
+    meeting = screen_meeting_of(request, key)
+    if meeting is None:
+        raise StarletteHTTPException(404)
+    return meeting.id
+
+
+@router.get("/s/{key}/events", include_in_schema=False, response_class=EventSourceResponse)
+async def screen_events(
+    request: Request, meeting_id: Annotated[int, Depends(screen_meeting_id)]
+) -> AsyncIterator[ServerSentEvent]:
+    """The projector's push: a `screen` event with turnout now and after every claim or ballot.
+    The screen link is its key, as for the page itself; it says nothing a glance at the room does not."""
+    database: Database = request.app.state.db
+    async for event in pushed(request, meeting_id, lambda: screen_state(database, meeting_id), "screen"):
+        yield event

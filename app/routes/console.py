@@ -6,6 +6,10 @@ server-rendered form page; every number on it comes from the same store function
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -13,13 +17,47 @@ from urllib.parse import quote
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
+from jinja2 import pass_context
+from jinja2.runtime import Context
+from sqlmodel import Session
 
+from app import store
 from app.auth import ROLE_NAMES, Principal
 from app.errors import DomainError
+from app.labels import actor_label, detail_text
+from app.localtime import local_date, local_text, zone_label
+from app.models import AuditEvent
 from app.routes.access import SESSION_USER, csrf_token
+from app.routes.pages import asset_url
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent.parent / "templates"
 templates = Jinja2Templates(directory=TEMPLATE_DIR)
+
+
+def _zone(context: Context) -> Any:
+    return context["request"].app.state.settings.zone
+
+
+@pass_context
+def _local(context: Context, value: dt.datetime | None, seconds: bool = False) -> str:
+    """A stored UTC time as the organizer reads it: in the service's zone (settings.timezone)."""
+    return "" if value is None else local_text(value, _zone(context), seconds=seconds)
+
+
+@pass_context
+def _local_date(context: Context, value: dt.datetime | None) -> str:
+    return "" if value is None else local_date(value, _zone(context))
+
+
+@pass_context
+def _zone_name(context: Context) -> str:
+    return zone_label(_zone(context))
+
+
+templates.env.filters["local"] = _local
+templates.env.filters["local_date"] = _local_date
+templates.env.globals["zone_name"] = _zone_name
+templates.env.globals["asset"] = asset_url
 
 STATE_NAMES = {"draft": "未开始", "open": "进行中", "closed": "已结束"}
 MODE_NAMES = {"cards": "测评卡（每人一张二维码）", "screen": "大屏二维码（现场扫码领取）"}
@@ -30,6 +68,8 @@ ACTION_NAMES = {
     "tokens.void": "作废测评码", "api_key.create": "创建 API 密钥", "api_key.revoke": "吊销 API 密钥",
     "account.create": "创建账号", "account.update": "修改账号", "account.sign_in": "登录",
     "account.sign_in_failed": "登录失败", "account.password": "修改密码",
+    "meeting.audit_export": "导出原始测评票", "webhook.create": "登记回调地址", "webhook.delete": "删除回调地址",
+    "webhook.resend": "重新投递回调",
 }
 # Console pages may be cached by nobody: they show who may vote and, after close, results.
 HEADERS = {"Cache-Control": "no-store", "X-Frame-Options": "DENY", "Referrer-Policy": "same-origin"}
@@ -37,12 +77,39 @@ HEADERS = {"Cache-Control": "no-store", "X-Frame-Options": "DENY", "Referrer-Pol
 NAV: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("/meetings", "评议会", ("admin", "secretary", "viewer")),
     ("/units", "单位", ("admin", "secretary", "viewer")),
+    ("/results", "结果", ("admin", "secretary", "viewer")),
     ("/overview", "年度总览", ("admin", "secretary", "viewer")),
     ("/ballot-templates", "测评票模板", ("admin", "secretary", "viewer")),
     ("/accounts", "账号", ("admin",)),
     ("/api-keys", "API 密钥", ("admin",)),
     ("/audit", "操作日志", ("admin",)),
 )
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    """An audit event as the console shows it: who by name, the details in words."""
+
+    at: dt.datetime
+    actor: str
+    action: str
+    meeting_id: int | None
+    detail: str
+
+
+def audit_rows(
+    session: Session, events: Sequence[AuditEvent], groups: Mapping[str, str] | None = None
+) -> list[AuditRow]:
+    """``groups``: rater-group keys to names, beyond the default groups (a meeting's own)."""
+    people = {user.username: user.display_name for user in store.list_users(session=session)}
+    names = {**dict(store.DEFAULT_GROUPS), **{c.key: c.name for c in store.categories(session=session)},
+             **(groups or {})}
+    return [
+        AuditRow(at=event.at, actor=actor_label(event.actor, people),
+                 action=ACTION_NAMES.get(event.action, event.action), meeting_id=event.meeting_id,
+                 detail=detail_text(json.loads(event.detail), names))
+        for event in events
+    ]
 
 
 def flash(request: Request, message: str, kind: str = "ok") -> None:

@@ -12,9 +12,9 @@ from fastapi.responses import HTMLResponse, Response
 from app import store
 from app.auth import USER_ROLES
 from app.errors import DomainError, Invalid
-from app.overview import build_overview
+from app.labels import actor_label
 from app.routes.access import Admin, Reader
-from app.routes.console import field_errors, flash, redirect, render
+from app.routes.console import audit_rows, field_errors, flash, redirect, render
 from app.routes.deps import SessionDep
 from app.templates import parse_template
 
@@ -166,9 +166,12 @@ def audit_page(
 ) -> HTMLResponse:
     meeting_id = int(meeting) if meeting.strip().isdigit() else None
     events = store.list_audit(session=session, meeting_id=meeting_id, actor=actor or None)
-    return render(request, "organizer/audit.html", principal, events=events,
-                  actors=store.audit_actors(session=session), meetings=store.list_meetings(session=session),
-                  meeting=meeting_id, actor=actor)
+    meetings = store.list_meetings(session=session)
+    groups = {spec.key: spec.name for m in meetings for spec in store.group_specs(m)}
+    people = {user.username: user.display_name for user in store.list_users(session=session)}
+    actors = [(a, actor_label(a, people)) for a in store.audit_actors(session=session)]
+    return render(request, "organizer/audit.html", principal, events=audit_rows(session, events, groups),
+                  actors=actors, meetings=meetings, meeting=meeting_id, actor=actor)
 
 
 # ---- year overview ----------------------------------------------------------------------------
@@ -179,11 +182,12 @@ def overview_page(
     request: Request, session: SessionDep, principal: Reader, year: int | None = None, category: str = ""
 ) -> HTMLResponse:
     """Each unit's on-site reviews over three years; units without one in three years stand out."""
+    from app.routes.console_exports import visible_overview
+
     year = year or dt.date.today().year
     visible = [c for c in store.categories(session=session) if principal.sees(c.key)]
-    chosen = category if category in {c.key for c in visible} else None
-    page = build_overview(year=year, category=chosen,
-                          units=store.overview_units(session=session, year=year, category=chosen))
-    rows = [unit for unit in page.units if principal.sees(unit.category)]
-    return render(request, "organizer/overview.html", principal, page=page, rows=rows, categories=visible,
-                  year=year, category=chosen or "", overdue=[u for u in rows if u.overdue])
+    chosen = category if category in {c.key for c in visible} else ""
+    page = visible_overview(session, principal, year, chosen)
+    query = f"year={year}" + (f"&amp;category={chosen}" if chosen else "")
+    return render(request, "organizer/overview.html", principal, page=page, rows=page.units, categories=visible,
+                  year=year, category=chosen, overdue=[u for u in page.units if u.overdue], query=query)

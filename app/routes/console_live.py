@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -29,6 +29,7 @@ from app.routes.access import Reader
 from app.routes.api import seen_meeting
 from app.routes.console import render
 from app.routes.deps import SessionDep, SettingsDep
+from app.routes.pages import screen_path
 
 router = APIRouter(include_in_schema=False)
 api_router = APIRouter(prefix="/api/v1", tags=["results"])
@@ -120,9 +121,10 @@ def dashboard_view(session: Session, meeting_id: int, k: int) -> dict[str, Any]:
 def dashboard(
     meeting_id: int, request: Request, session: SessionDep, settings: SettingsDep, principal: Reader
 ) -> HTMLResponse:
-    seen_meeting(session, principal, meeting_id)
+    meeting = seen_meeting(session, principal, meeting_id)
     view = dashboard_view(session, meeting_id, settings.k_anonymity)
-    return render(request, "organizer/live.html", principal, **view)
+    screen_url = screen_path(settings, meeting_id) if meeting.mode == "screen" else None
+    return render(request, "organizer/live.html", principal, screen_url=screen_url, **view)
 
 
 @router.get("/meetings/{meeting_id}/live/fragment")
@@ -167,7 +169,6 @@ async def events(
     Each event's data is the turnout and `published_at_count`; read the tally (or reload the
     dashboard fragment) when `published_at_count` or `state` changes.
     """
-    hub: Hub = request.app.state.hub
     database = request.app.state.db
     session.close()  # a stream may stay open for hours; it must not hold a pooled connection
 
@@ -175,14 +176,23 @@ async def events(
         with database.read_session() as fresh:
             return live_state(fresh, meeting_id)
 
+    async for event in pushed(request, meeting_id, read, "tally"):
+        yield event
+
+
+async def pushed(
+    request: Request, meeting_id: int, read: Callable[[], BaseModel], name: str
+) -> AsyncIterator[ServerSentEvent]:
+    """The state now, then again after every change of the meeting (coalesced), until the client goes."""
+    hub: Hub = request.app.state.hub
     async with hub.subscription(meeting_id) as changes:
-        last: LiveState | None = None
+        last: BaseModel | None = None
         serial = 0
         while True:
             state = await asyncio.to_thread(read)
             if state != last:
                 serial += 1
-                yield ServerSentEvent(data=state, event="tally", id=f"{secrets.token_hex(4)}-{serial}")
+                yield ServerSentEvent(data=state, event=name, id=f"{secrets.token_hex(4)}-{serial}")
                 last = state
             try:
                 await asyncio.wait_for(changes.get(), timeout=KEEPALIVE_SECONDS)
@@ -204,6 +214,7 @@ def build_report(session: Session, meeting_id: int, k: int) -> FeedbackReport:
         comments=store.meeting_comments(session=session, meeting_id=meeting_id),
         meeting_id=meeting_id, unit_code=unit.code, unit_name=unit.name, category=category.name,
         year=meeting.year, title=meeting.title, result_version=result.version, digest=result.digest,
+        closed_at=result.created_at,
     )
 
 

@@ -15,11 +15,13 @@ from app import store
 from app.auth import Principal
 from app.disclosure import group_counts_visible
 from app.errors import Conflict, DomainError, Forbidden, Invalid
-from app.models import GroupIn, Meeting, MeetingCreate, MintBody
+from app.models import CardsBody, GroupIn, Meeting, MeetingCreate
 from app.routes.access import Reader, Staff, ensure_manages
 from app.routes.api import managed_meeting, seen_meeting
-from app.routes.console import field_errors, flash, redirect, render
+from app.routes.console import audit_rows, field_errors, flash, redirect, render
 from app.routes.deps import SessionDep, SettingsDep, notify_changed
+from app.routes.pages import screen_path
+from app.settings import Settings
 from app.store import DEFAULT_GROUPS
 
 router = APIRouter(include_in_schema=False)
@@ -56,11 +58,18 @@ def _meeting_form_context(session: Session, principal: Principal) -> dict[str, A
     return {"units": units, "templates": templates, "default_groups": DEFAULT_GROUPS}
 
 
+def default_title(unit_name: str, year: int | str) -> str:
+    """The title a review meeting usually has; the unit's name first, since every unit's is alike."""
+    return f"{unit_name}{year}年度党建工作述职评议会"
+
+
 @router.get("/meetings/new")
 def new_meeting_page(request: Request, session: SessionDep, principal: Staff, unit: str = "") -> HTMLResponse:
     today = dt.date.today()
+    chosen = store.find_unit(session=session, code=unit) if unit else None
     form = {"unit_code": unit, "year": today.year, "date": today.isoformat(), "mode": "cards", "attendance": 35,
-            "trim": 1, "component_weight": "0.4", "flagged_rule": "count", "template": "default"}
+            "trim": 1, "component_weight": "0.4", "flagged_rule": "count", "template": "default",
+            "title": default_title(chosen.name, today.year) if chosen is not None else ""}
     for index, (key, name) in enumerate(DEFAULT_GROUPS):
         form[f"group_key_{index}"], form[f"group_name_{index}"] = key, name
     return render(request, "organizer/meeting_form.html", principal, form=form,
@@ -80,8 +89,10 @@ async def create_meeting(request: Request, session: SessionDep, principal: Staff
 
 def _create_meeting(request: Request, session: Session, principal: Principal, form: dict[str, str]) -> Response:
     try:
+        unit = store.find_unit(session=session, code=form.get("unit_code", ""))
+        if unit is not None and not form.get("title", "").strip() and form.get("year", "").strip().isdigit():
+            form = {**form, "title": default_title(unit.name, form["year"].strip())}
         body = _meeting_body(form)
-        unit = store.find_unit(session=session, code=body.unit_code)
         if unit is not None:
             ensure_manages(principal, unit.category_key)
         meeting = store.create_meeting(session=session, actor=principal.name, body=body)
@@ -96,7 +107,9 @@ def _meeting_body(form: dict[str, str]) -> MeetingCreate:
     template_id, _, version = form.get("template", "default").partition(":")
     groups = []
     for index in range(GROUP_ROWS):
-        key, name = form.get(f"group_key_{index}", "").strip(), form.get(f"group_name_{index}", "").strip()
+        name = form.get(f"group_name_{index}", "").strip()
+        # The default groups keep their keys (hidden fields); a group the organizer names gets one.
+        key = form.get(f"group_key_{index}", "").strip() or (f"g{index + 1}" if name else "")
         if key or name:
             groups.append({"key": key, "name": name, "weight": form.get(f"group_weight_{index}", "").strip() or None})
     try:
@@ -133,25 +146,31 @@ def _plain_error(err: Any) -> str:
     return str(err.get("msg", "无效"))
 
 
-def _meeting_view(session: Session, meeting: Meeting, k: int) -> dict[str, Any]:
+def _meeting_view(session: Session, meeting: Meeting, settings: Settings) -> dict[str, Any]:
+    k = settings.k_anonymity
     unit, category = store.unit_of(session=session, meeting=meeting)
     counts = store.token_counts(session=session, meeting_id=meeting.id)  # type: ignore[arg-type]
     shown = store.shown_groups(session=session, meeting=meeting)
     groups: list[dict[str, Any]] = []
-    for spec in store.group_specs(meeting):
+    specs = store.group_specs(meeting)
+    for spec in specs:
         entry: dict[str, int | None] = dict(counts.get(spec.key, {"issued": 0, "spent": 0, "void": 0}))
         if not group_counts_visible(meeting.state, shown, spec.key):
             # While voting goes on, each group's count would tell the room which group just voted.
             entry["spent"] = None
-        groups.append({"spec": spec, **entry, "short": (entry["issued"] or 0) < k})
+        # Only a group that was given cards, but fewer than K, has a breakdown that will stay hidden.
+        groups.append({"spec": spec, **entry, "short": 0 < (entry["issued"] or 0) < k})
     ungrouped: dict[str, int | None] | None = dict(counts[None]) if None in counts else None
     if ungrouped is not None and not group_counts_visible(meeting.state, shown, None):
         ungrouped["spent"] = None
     view = store.tally(session=session, meeting_id=meeting.id)  # type: ignore[arg-type]
+    template = store.get_template(session=session, template_id=meeting.template_id, version=meeting.template_version)
+    events = store.list_audit(session=session, meeting_id=meeting.id, limit=20)
     return {"meeting": meeting, "unit": unit, "category": category, "groups": groups, "ungrouped": ungrouped,
-            "weighted": any(g["spec"].weight for g in groups),
+            "weighted": any(g["spec"].weight for g in groups), "template_name": template.name,
             "tally": view.tally, "counted": view.counted, "issued": view.issued, "k": k,
-            "audit": store.list_audit(session=session, meeting_id=meeting.id, limit=20)}
+            "screen_url": projector_link(settings, meeting),
+            "audit": audit_rows(session, events, {spec.key: spec.name for spec in specs})}
 
 
 @router.get("/meetings/{meeting_id}")
@@ -159,9 +178,14 @@ def meeting_page(
     meeting_id: int, request: Request, session: SessionDep, settings: SettingsDep, principal: Reader
 ) -> HTMLResponse:
     meeting = seen_meeting(session, principal, meeting_id)
-    view = _meeting_view(session, meeting, settings.k_anonymity)
+    view = _meeting_view(session, meeting, settings)
     return render(request, "organizer/meeting.html", principal, can_manage=principal.manages(view["category"].key),
                   **view)
+
+
+def projector_link(settings: Settings, meeting: Meeting) -> str | None:
+    """Screen meetings: the projector page (QR code, join link, turnout), one click from the console."""
+    return screen_path(settings, meeting.id) if meeting.mode == "screen" else None  # type: ignore[arg-type]
 
 
 @router.post("/meetings/{meeting_id}/open")
@@ -174,7 +198,7 @@ def open_meeting(
     confirm: Annotated[str, Form()] = "",
 ) -> Response:
     meeting = managed_meeting(session, principal, meeting_id)
-    view = _meeting_view(session, meeting, settings.k_anonymity)
+    view = _meeting_view(session, meeting, settings)
     short = [g for g in view["groups"] if g["short"]]
     if short and not confirm:
         # Below K a group's breakdown stays hidden; say so before the meeting starts, not after.
@@ -193,9 +217,18 @@ def close_meeting(
     session: SessionDep,
     settings: SettingsDep,
     principal: Staff,
+    confirm: Annotated[str, Form()] = "",
     risk_reason: Annotated[str, Form()] = "",
 ) -> Response:
     meeting = managed_meeting(session, principal, meeting_id)
+    if not confirm and meeting.state == "open":
+        # Say, at the moment of closing, how many of the declared attendance have not voted.
+        view = _meeting_view(session, meeting, settings)
+        voted = view["counted"]
+        return render(request, "organizer/meeting.html", principal, can_manage=True,
+                      confirm_close={"attendance": meeting.attendance, "voted": voted,
+                                     "missing": max(meeting.attendance - voted, 0)},
+                      form={"risk_reason": risk_reason}, **view)
     try:
         result = store.close_meeting(
             session=session, actor=principal.name, meeting_id=meeting_id, k=settings.k_anonymity,
@@ -203,7 +236,7 @@ def close_meeting(
         )
     except (Conflict, Forbidden) as error:
         session.rollback()
-        view = _meeting_view(session, meeting, settings.k_anonymity)
+        view = _meeting_view(session, meeting, settings)
         return render(request, "organizer/meeting.html", principal, status=error.status, can_manage=True,
                       close_refused=error.message(), close_risk=error.problem.code == "meeting_reclose_gap",
                       form={"risk_reason": risk_reason}, **view)
@@ -225,7 +258,7 @@ def reopen_meeting(
     try:
         store.reopen_meeting(session=session, actor=principal.name, meeting_id=meeting_id, reason=reason)
     except DomainError as error:
-        view = _meeting_view(session, meeting, settings.k_anonymity)
+        view = _meeting_view(session, meeting, settings)
         return render(request, "organizer/meeting.html", principal, status=error.status, can_manage=True,
                       form={"reason": reason}, errors=field_errors(error, "reason"), **view)
     notify_changed(request, meeting_id)
@@ -249,12 +282,41 @@ def print_cards(
 
     meeting = managed_meeting(session, principal, meeting_id)
     try:
-        body = MintBody(count=int(count) if count.strip().isdigit() else 0, group=group or None)
+        body = CardsBody(count=int(count) if count.strip().isdigit() else 0, group=group or None)
     except ValidationError:
-        view = _meeting_view(session, meeting, settings.k_anonymity)
+        view = _meeting_view(session, meeting, settings)
         return render(request, "organizer/meeting.html", principal, status=422, can_manage=True,
                       form={"count": count, "group": group},
                       errors={"count": f"请填写 1 到 {store.MAX_MINT} 之间的张数"}, **view)
+    response = mint_cards(meeting_id, body, session, settings, request.app.state.keys, principal, Page(request))
+    notify_changed(request, meeting_id)
+    return response
+
+
+@router.post("/meetings/{meeting_id}/cards/all")
+async def print_all_cards(meeting_id: int, request: Request, session: SessionDep, settings: SettingsDep,
+                          principal: Staff) -> Response:
+    """Every rater group's cards on one sheet: one print job, shuffled and handed out together."""
+    raw = await request.form()  # one count field per group: read them all
+    form = {key: str(value) for key, value in raw.items() if isinstance(value, str)}
+    return await run_in_threadpool(_print_all_cards, meeting_id, request, session, settings, principal, form)
+
+
+def _print_all_cards(meeting_id: int, request: Request, session: Session, settings: Settings,
+                     principal: Principal, form: dict[str, str]) -> Response:
+    from app.routes.cards import mint_cards
+    from app.routes.pages import Page
+
+    meeting = managed_meeting(session, principal, meeting_id)
+    counts = {spec.key: form.get(f"count_{spec.key}", "").strip() for spec in store.group_specs(meeting)}
+    wanted = {key: int(n) for key, n in counts.items() if n.isdigit() and int(n) > 0}
+    try:
+        body = CardsBody(groups=wanted)
+    except ValidationError:
+        view = _meeting_view(session, meeting, settings)
+        return render(request, "organizer/meeting.html", principal, status=422, can_manage=True,
+                      form={f"count_{key}": n for key, n in counts.items()},
+                      errors={"all": f"请至少为一个类别填写张数（每类 1 到 {store.MAX_MINT} 张）"}, **view)
     response = mint_cards(meeting_id, body, session, settings, request.app.state.keys, principal, Page(request))
     notify_changed(request, meeting_id)
     return response

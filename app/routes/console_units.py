@@ -13,6 +13,7 @@ from sqlmodel import Session
 from app import store
 from app.auth import Principal
 from app.errors import DomainError, Invalid, NotFound
+from app.imports import FIRST_YEAR, LAST_YEAR, parse_years
 from app.routes.access import Reader, Staff, ensure_manages
 from app.routes.console import field_errors, flash, redirect, render
 from app.routes.deps import SessionDep
@@ -78,9 +79,11 @@ def edit_unit_page(code: str, request: Request, session: SessionDep, principal: 
     if unit is None:
         raise NotFound("unit_not_found", code=code)
     ensure_manages(principal, unit.category_key)
+    years = store.review_years(session=session, unit_ids=[unit.id])[unit.id]  # type: ignore[index,list-item]
     return render(request, "organizer/unit_form.html", principal, unit=unit,
                   categories=_managed_categories(session, principal),
-                  form={"code": unit.code, "name": unit.name, "category": unit.category_key})
+                  form={"code": unit.code, "name": unit.name, "category": unit.category_key,
+                        "years": "、".join(str(year) for year in years)})
 
 
 @router.post("/units/{code}/edit")
@@ -91,6 +94,7 @@ def edit_unit(
     principal: Staff,
     name: Annotated[str, Form()] = "",
     category: Annotated[str, Form()] = "",
+    years: Annotated[str, Form()] = "",
 ) -> Response:
     unit = store.find_unit(session=session, code=code)
     if unit is None:
@@ -98,12 +102,32 @@ def edit_unit(
     ensure_manages(principal, unit.category_key)
     try:
         _ensure_manages_known(session, principal, category)
-        store.update_unit(session=session, actor=principal.name, code=code, name=name, category=category)
+        store.update_unit(session=session, actor=principal.name, code=code, name=name, category=category,
+                          reviewed_years=_years(years))
     except DomainError as error:
         return render(request, "organizer/unit_form.html", principal, status=error.status, unit=unit,
                       categories=_managed_categories(session, principal),
-                      form={"code": code, "name": name, "category": category}, errors=field_errors(error, "form"))
+                      form={"code": code, "name": name, "category": category, "years": years},
+                      errors=field_errors(error, "form"))
     flash(request, f"已保存单位 {code}")
+    return redirect("/units")
+
+
+def _years(text: str) -> list[int]:
+    years = parse_years(text)
+    if years is None:
+        raise Invalid("request_invalid", error=f"往年测评年度应为 {FIRST_YEAR}–{LAST_YEAR} 的年份，用顿号分隔")
+    return sorted(years)
+
+
+@router.post("/units/{code}/delete")
+def delete_unit(code: str, request: Request, session: SessionDep, principal: Staff) -> Response:
+    unit = store.find_unit(session=session, code=code)
+    if unit is None:
+        raise NotFound("unit_not_found", code=code)
+    ensure_manages(principal, unit.category_key)
+    store.delete_unit(session=session, actor=principal.name, code=code)
+    flash(request, f"已删除单位 {unit.code} {unit.name}")
     return redirect("/units")
 
 
@@ -126,8 +150,9 @@ def import_units(
     try:
         data = _import_bytes(file, payload)
         if confirm:
-            units = store.import_units(session=session, actor=principal.name, data=data, categories=allowed)
-            flash(request, f"已导入 {len(units)} 个单位")
+            outcome = store.import_units(session=session, actor=principal.name, data=data, categories=allowed)
+            flash(request, f"已导入：新增 {len(outcome.created)} 个单位，更新 {len(outcome.updated)} 个，"
+                           f"{outcome.unchanged} 个不变")
             return redirect("/units")
         rows = store.preview_import(session=session, data=data, categories=allowed)
     except DomainError as error:
@@ -135,7 +160,8 @@ def import_units(
         return render(request, "organizer/unit_import.html", principal, status=error.status, rows=None,
                       payload="", problems=problems)
     names = dict(_managed_categories(session, principal))
-    return render(request, "organizer/unit_import.html", principal, rows=rows, names=names,
+    counts = {action: sum(1 for row in rows if row.action == action) for action in ("create", "update", "same")}
+    return render(request, "organizer/unit_import.html", principal, rows=rows, names=names, counts=counts,
                   payload=base64.b64encode(data).decode("ascii"))
 
 

@@ -10,15 +10,19 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import os
 from decimal import Decimal
 from functools import cache
+from os import PathLike
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode
 
 from fastapi import Depends, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
+from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from starlette.types import Scope
 
 from app import i18n
 from app.settings import Settings
@@ -73,6 +77,25 @@ def _asset_version(name: str) -> str:
 def asset_url(name: str) -> str:
     """A static file's URL, versioned by its content so that phones may cache it for good."""
     return f"/static/{name}?v={_asset_version(name)}"
+
+
+# A versioned asset never changes under its URL: browsers and proxies may keep it for a year
+# without asking again. Anything else must be checked (ETag) before it is used.
+CACHED_FOR_GOOD = "public, max-age=31536000, immutable"
+
+
+class VersionedStaticFiles(StaticFiles):
+    """Static files whose ``?v=`` names their current content are cached for good; others revalidate."""
+
+    def file_response(
+        self, full_path: PathLike[str] | str, stat_result: os.stat_result, scope: Scope, status_code: int = 200
+    ) -> Response:
+        response = super().file_response(full_path, stat_result, scope, status_code)
+        given = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("v", [""])[0]
+        name = Path(full_path).resolve().relative_to(STATIC_DIR.resolve()).as_posix()
+        current = given and given == _asset_version(name)
+        response.headers["Cache-Control"] = CACHED_FOR_GOOD if current else "no-cache"
+        return response
 
 
 def plain(value: Decimal | int | str) -> str:
@@ -137,6 +160,11 @@ def meeting_of_screen_key(secret: str, key: str) -> int | None:
     expected = screen_key(secret, int(meeting))
     given = key.strip().lower().encode("utf-8")
     return int(meeting) if hmac.compare_digest(expected.encode("ascii"), given) else None
+
+
+def screen_path(settings: Settings, meeting_id: int) -> str:
+    """The projector page of a screen meeting, as the console links to it."""
+    return f"/s/{screen_key(settings.secret(), meeting_id)}/screen"
 
 
 def screen_urls(settings: Settings, meeting_id: int) -> tuple[str, str]:

@@ -33,6 +33,7 @@ from app.models import ErrorBody
 from app.overview import build_overview
 from app.routes.access import Admin, require
 from app.routes.deps import SessionDep, SettingsDep
+from app.routes.openapi import operation_id
 
 ERRORS: dict[int | str, dict[str, Any]] = {status: {"model": ErrorBody} for status in (401, 403, 404, 409, 422)}
 CSV_MIME = "text/csv; charset=utf-8"
@@ -40,7 +41,7 @@ XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
 RESULT_FILTERS = ("year", "category", "unit", "since", "cursor", "limit", "format", "table")
-TABLES = {"results": results_table, "points": points_table, "groups": groups_table}
+TABLES = ("results", "points", "groups")
 
 router = APIRouter(prefix="/api/v1", responses=ERRORS)
 
@@ -97,6 +98,7 @@ def _file_name(year: int | None, category: str | None, unit: str | None, extensi
 def list_results(
     request: Request,
     session: SessionDep,
+    settings: SettingsDep,
     _: Exporter,
     year: int | None = None,
     category: str | None = None,
@@ -140,10 +142,12 @@ def list_results(
     if kind == "json":
         return ResultPage(results=records, next_cursor=next_cursor)
     headers = {"X-Next-Cursor": next_cursor} if next_cursor else {}
+    tables = {"results": results_table(records, settings.zone), "points": points_table(records),
+              "groups": groups_table(records)}
     if kind == "csv":
-        body, media = sheets.to_csv(TABLES[table](records)), CSV_MIME
+        body, media = sheets.to_csv(tables[table]), CSV_MIME
     else:
-        body, media = sheets.to_xlsx([results_table(records), points_table(records), groups_table(records)]), XLSX_MIME
+        body, media = sheets.to_xlsx(list(tables.values())), XLSX_MIME
     name = _file_name(year, category, unit, kind if kind == "xlsx" else f"{table}.csv")
     headers["Content-Disposition"] = f'attachment; filename="{name}"'
     return Response(body, media_type=media, headers=headers)
@@ -246,7 +250,7 @@ def delivery_public(entry: store.DeliveryLog) -> DeliveryPublic:
 
 
 # Documents what a registered endpoint receives (OpenAPI callbacks); never served by this app.
-receiver = APIRouter()
+receiver = APIRouter(generate_unique_id_function=operation_id)
 
 
 @receiver.post("{$request.body#/url}", status_code=200)

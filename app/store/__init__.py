@@ -60,6 +60,7 @@ from app.store.box import (
     scrub as scrub,
 )
 from app.store.codes import (
+    mint_token_batches as mint_token_batches,
     mint_tokens as mint_tokens,
     token_counts as token_counts,
     void_unused_tokens as void_unused_tokens,
@@ -116,11 +117,14 @@ from app.store.results import (
     unit_year_result as unit_year_result,
 )
 from app.store.units import (
+    ImportOutcome as ImportOutcome,
     categories as categories,
     create_unit as create_unit,
+    delete_unit as delete_unit,
     find_unit as find_unit,
     import_units as import_units,
     list_units as list_units,
     preview_import as preview_import,
+    review_years as review_years,
     update_unit as update_unit,
 )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import func, insert, select, update
 from sqlmodel import Session, col
 
@@ -20,17 +22,29 @@ def mint_tokens(
     *, session: Session, actor: str, meeting_id: int, count: int, group: str | None, keys: ServerKeys
 ) -> list[tuple[str, str | None]]:
     """Mint single-use codes; only their hashes are kept, so they are shown this once."""
+    return mint_token_batches(
+        session=session, actor=actor, meeting_id=meeting_id, batches=[(group, count)], keys=keys
+    )
+
+
+def mint_token_batches(
+    *, session: Session, actor: str, meeting_id: int, batches: Sequence[tuple[str | None, int]], keys: ServerKeys
+) -> list[tuple[str, str | None]]:
+    """Codes for several rater groups in one transaction: one printing job, all of it or none."""
     meeting = get_meeting(session=session, meeting_id=meeting_id)
     if meeting.state == "closed":
         raise Conflict("meeting_tokens_closed")
-    if not 1 <= count <= MAX_MINT:
+    if not batches or not all(1 <= count <= MAX_MINT for _, count in batches) or (
+        sum(count for _, count in batches) > MAX_MINT
+    ):
         raise Invalid("meeting_token_count", max=MAX_MINT)
     specs = group_specs(meeting)
-    if group is not None and group not in {spec.key for spec in specs}:
-        raise Invalid("meeting_unknown_group", group=group)
-    if group is None and any(spec.weight for spec in specs):
-        raise Invalid("meeting_group_required")
-    codes = [tokens_mod.mint_code() for _ in range(count)]
+    for group, _ in batches:
+        if group is not None and group not in {spec.key for spec in specs}:
+            raise Invalid("meeting_unknown_group", group=group)
+        if group is None and any(spec.weight for spec in specs):
+            raise Invalid("meeting_group_required")
+    minted = [(tokens_mod.mint_code(), group) for group, count in batches for _ in range(count)]
     session.execute(
         insert(BallotToken),
         [
@@ -41,18 +55,19 @@ def mint_tokens(
                 "used": False,
                 "void": False,
             }
-            for code in codes
+            for code, group in minted
         ],
     )
-    audit(
-        session=session,
-        actor=actor,
-        action="tokens.mint",
-        meeting_id=meeting_id,
-        detail={"count": count, "group": group},
-    )
+    for group, count in batches:
+        audit(
+            session=session,
+            actor=actor,
+            action="tokens.mint",
+            meeting_id=meeting_id,
+            detail={"count": count, "group": group},
+        )
     session.commit()
-    return [(code, group) for code in codes]
+    return minted
 
 
 def void_unused_tokens(*, session: Session, actor: str, meeting_id: int, group: str | None = None) -> int:

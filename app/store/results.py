@@ -31,7 +31,7 @@ from app.store.ballot_templates import get_template
 from app.store.base import audit
 from app.store.box import meeting_ballots
 from app.store.meetings import get_meeting, latest_result, results_of, unit_of
-from app.store.units import _category_keys, categories, find_unit, list_units
+from app.store.units import _category_keys, categories, find_unit, list_units, review_years
 from app.templates import BallotTemplate
 
 DeliveryStatus = Literal["pending", "delivered", "failed", "cancelled"]
@@ -118,28 +118,36 @@ def overview_units(*, session: Session, year: int, category: str | None = None) 
     check_result_filters(session=session, category=category)
     years = review_window(year)
     reviewed: dict[int, set[int]] = {}
+    ever: set[int] = set()
     for unit_id, meeting_year in session.execute(
-        select(col(Meeting.unit_id), col(Meeting.year))
-        .where(col(Meeting.state) == "closed", col(Meeting.year).in_(years))
-        .distinct()
+        select(col(Meeting.unit_id), col(Meeting.year)).where(col(Meeting.state) == "closed").distinct()
     ).all():
+        ever.add(unit_id)
         reviewed.setdefault(unit_id, set()).add(meeting_year)
+    busy = set(session.scalars(
+        select(col(Meeting.unit_id)).where(col(Meeting.state).in_(["draft", "open"]), col(Meeting.year).in_(years))
+    ))
     latest: dict[str, ResultRecord] = {}
     for record in list_results(session=session, year=year, category=category):
         held = latest.get(record.unit_code)
         if held is None or (record.meeting_date, record.meeting_id) > (held.meeting_date, held.meeting_id):
             latest[record.unit_code] = record
     names = {c.key: c.name for c in categories(session=session)}
+    units = list_units(session=session, category=category)
+    recorded = review_years(session=session, unit_ids=[unit.id for unit in units])  # type: ignore[misc]
     return [
         UnitYears(
             code=unit.code,
             name=unit.name,
             category=unit.category_key,
             category_name=names[unit.category_key],
-            years_reviewed=frozenset(reviewed.get(unit.id, set())),  # type: ignore[arg-type]
+            years_reviewed=frozenset(reviewed.get(unit.id, set()) | set(recorded[unit.id])),  # type: ignore[arg-type,index]
             result=latest.get(unit.code),
+            known_since=unit.created_at.year,
+            in_progress=unit.id in busy,
+            ever_reviewed=unit.id in ever or bool(recorded[unit.id]),  # type: ignore[index]
         )
-        for unit in list_units(session=session, category=category)
+        for unit in units
     ]
 
 

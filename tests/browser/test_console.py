@@ -83,21 +83,23 @@ def test_a_meeting_from_sign_in_to_close(server: Server, organizer: str, laptop:
     # Issued and voided per group; how many of a group voted is not shown until close.
     assert [representatives.nth(i).inner_text() for i in (2, 3, 4)] == ["10", "—", "0"]
     page.click("button:has-text('开启评议会，开始投票')")
-    # three groups have no cards: their breakdown would stay hidden, so the console asks first
-    assert "开启前请注意" in page.locator("section.warn").inner_text()
-    page.click("button:has-text('我已了解，开启评议会')")
+    # only one group was given cards, and ten of them: no false warning about the other three (#14, 5)
     assert page.locator(".state.big").inner_text() == "进行中"
+    assert page.locator("section.warn").count() == 0
 
-    # Closing with fewer than K ballots would publish those few: the console says so and keeps it open.
-    page.once("dialog", lambda dialog: dialog.accept())
     page.click("button:has-text('结束评议会并冻结结果')")
+    # the close says how many of the declared attendance have not voted (#14, 6)
+    assert "应到 10 人，已投票 0 人，还有 10 人未投票。" in page.locator("#confirm-close").inner_text()
+    page.click("button:has-text('确认结束并冻结结果')")
+    # Closing with fewer than K ballots would publish those few: the console says so and keeps it open.
     assert "本评议会只有 0 张测评票" in page.locator("[role=alert]").inner_text()
     assert page.locator(".state.big").inner_text() == "进行中"
     for code in printed[:6]:
         body = {"token": code, "answers": {f"p{i:02d}": "AB"[i % 2] for i in range(1, 20)}}
         assert httpx.post(f"{server.base}/api/v1/ballots", json=body, timeout=10).status_code == 201
-    page.once("dialog", lambda dialog: dialog.accept())
     page.click("button:has-text('结束评议会并冻结结果')")
+    assert "应到 10 人，已投票 6 人，还有 4 人未投票。" in page.locator("#confirm-close").inner_text()
+    page.click("button:has-text('确认结束并冻结结果')")
     page.wait_for_selector(".state.big.closed")
     assert page.locator("p.flash").inner_text() == "评议会已结束，结果已冻结（第 1 版，6 张票）"
     representatives = page.locator("tr:has-text('党员群众代表') td")

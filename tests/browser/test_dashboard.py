@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -86,5 +87,7 @@ def test_dashboard_projector_and_report(server: Server, browser: Any, artifacts:
     assert page.locator("tr.weakest").count() == 3
     page.screenshot(path=str(artifacts / "report.png"), full_page=True)
     page.emulate_media(media="print")
-    page.pdf(path=str(artifacts / "report.pdf"), format="A4", print_background=True)
+    pdf = page.pdf(path=str(artifacts / "report.pdf"), format="A4", print_background=True)
+    # Two A4 pages (issue #14, point 9): not a header alone on page 1 and the points running to page 3.
+    assert len(re.findall(rb"/Type\s*/Page(?![s\w])", pdf)) == 2
     context.close()

@@ -84,6 +84,8 @@ def test_fill_and_submit_a_default_ballot(
     page.screenshot(path=artifacts / "ballot-page.png")
 
     page.locator("#send").tap()
+    page.locator("#review").wait_for(state="visible")
+    page.locator("#confirm").tap()
     page.wait_for_url(f"{server.base}/thanks")
     assert page.locator("h1").inner_text() == message("thanks_counted")
     assert page.locator("main").inner_text().count(message("thanks_anonymous")) == 1
@@ -140,9 +142,11 @@ def test_a_double_submit_counts_once(server: Server, browser: Any) -> None:
         page.goto(f"{server.base}/b/{code}")
         tap(page, VARIED)
         tabs.append(page)
-    tabs[0].evaluate("() => { const b = document.getElementById('send'); b.click(); b.click(); }")
+    tabs[0].locator("#send").tap()
+    tabs[0].evaluate("() => { const b = document.getElementById('confirm'); b.click(); b.click(); }")
     tabs[0].wait_for_url(f"{server.base}/thanks")
     tabs[1].locator("#send").tap()
+    tabs[1].locator("#confirm").tap()
     tabs[1].wait_for_url(f"{server.base}/thanks?again=1")
     assert tabs[1].locator("h1").inner_text() == message("thanks_already")
     assert len(server.ballots(meeting)) == 1
@@ -159,6 +163,7 @@ def test_offline_submit_keeps_the_answers_and_sends_them_later(server: Server, p
 
     phone.set_offline(True)
     page.locator("#send").tap()
+    page.locator("#confirm").tap()
     page.locator("#retry").wait_for(state="visible")
     assert page.locator("#status").inner_text() == message("send_offline")
     assert checked(page) == VARIED
@@ -171,6 +176,153 @@ def test_offline_submit_keeps_the_answers_and_sends_them_later(server: Server, p
     page.wait_for_url(f"{server.base}/thanks")
     assert page.locator("h1").inner_text() == message("thanks_counted")
     assert len(server.ballots(meeting)) == 1
+
+
+# ---- issue #14, points 2 and 3 -------------------------------------------------------------------
+
+
+def test_review_of_every_grade_before_the_final_submit(server: Server, phone: Any, artifacts: Path) -> None:
+    meeting = server.meeting()
+    [code] = server.codes(meeting, 1)
+    page = phone.new_page()
+    page.goto(f"{server.base}/b/{code}")
+    assert page.locator("#review").is_hidden()
+    tap(page, VARIED)
+    page.locator("#send").tap()
+    page.locator("#review").wait_for(state="visible")
+    labels = {"A": "好", "B": "较好", "C": "一般", "D": "差"}
+    rows = page.locator("#review-list li").all_inner_texts()
+    assert [" ".join(row.split()) for row in rows] == [
+        f"{n} {labels[VARIED[point]]}" for n, point in enumerate(POINTS, start=1)]
+    assert page.locator("#review-total").inner_text() == "63.7"
+    page.locator("#review").screenshot(path=artifacts / "ballot-review.png")
+    assert server.ballots(meeting) == []
+    # Back to change one point: the review goes, and comes back with the change.
+    page.locator("#back").tap()
+    assert page.locator("#review").is_hidden()
+    page.locator("#pt-p01 label:has(input[value='D']) span").tap()
+    page.locator("#send").tap()
+    assert page.locator("#review-list li").first.inner_text().split() == ["1", "差"]
+    page.locator("#confirm").tap()
+    page.wait_for_url(f"{server.base}/thanks")
+    assert len(server.ballots(meeting)) == 1
+
+
+SUBMIT_TIMEOUT_MS = 20_000
+
+
+def test_a_submit_that_never_gets_an_answer_gives_up_and_keeps_the_answers(server: Server, phone: Any) -> None:
+    meeting = server.meeting()
+    [code] = server.codes(meeting, 1)
+    page = phone.new_page()
+    page.clock.install()
+    held: list[Any] = []
+    page.route("**/api/v1/ballots", lambda route: held.append(route))  # bad Wi-Fi: no answer, ever
+    page.goto(f"{server.base}/b/{code}")
+    tap(page, VARIED)
+    page.locator("#send").tap()
+    page.locator("#confirm").tap()
+    assert page.locator("#status").inner_text() == message("sending")
+    assert len(held) == 1
+    page.clock.run_for(SUBMIT_TIMEOUT_MS - 1000)
+    assert page.locator("#status").inner_text() == message("sending")
+    page.clock.run_for(2000)
+    assert page.locator("#status").inner_text() == message("send_timeout", seconds=SUBMIT_TIMEOUT_MS // 1000)
+    assert page.locator("#retry").is_visible()
+    assert page.locator("#send").is_enabled()
+    assert json.loads(page.evaluate(f"() => localStorage.getItem('ob:draft:{code}')")) == {"a": VARIED, "c": ""}
+    assert server.ballots(meeting) == []
+    page.unroute("**/api/v1/ballots")
+    page.locator("#retry").tap()
+    page.wait_for_url(f"{server.base}/thanks")
+    assert len(server.ballots(meeting)) == 1
+
+
+def test_a_submit_after_close_says_the_meeting_has_closed(server: Server, phone: Any) -> None:
+    meeting = server.meeting()
+    [code, *others] = server.codes(meeting, 6)
+    page = phone.new_page()
+    page.goto(f"{server.base}/b/{code}")
+    tap(page, VARIED)
+    with server.api() as api:
+        for other in others:  # a meeting closes with K ballots
+            assert api.post("/api/v1/ballots", json={"token": other, "answers": VARIED}).status_code == 201
+        assert api.post(f"/api/v1/meetings/{meeting}/close").status_code == 200
+    page.locator("#send").tap()
+    page.locator("#confirm").tap()
+    page.locator("#status.bad").wait_for()
+    assert page.locator("#status").inner_text() == message("send_closed")
+    assert page.locator("#retry").is_hidden()
+    assert len(server.ballots(meeting)) == 5
+
+
+# 320 px phones, and a 360 px phone at 200 % zoom (180 CSS pixels wide), and WeChat's larger text.
+NARROW = [({"width": 320, "height": 568}, 1.0), ({"width": 180, "height": 320}, 1.0),
+          ({"width": 360, "height": 640}, 1.3)]
+
+
+@pytest.mark.parametrize(("viewport", "text_scale"), NARROW, ids=["320px", "360px-at-200%", "360px-large-text"])
+def test_small_phones_and_large_text(server: Server, browser: Any, artifacts: Path,
+                                     viewport: dict[str, int], text_scale: float) -> None:
+    meeting = server.meeting()
+    [code] = server.codes(meeting, 1)
+    context = browser.new_context(viewport=viewport, device_scale_factor=2, is_mobile=True, has_touch=True,
+                                  locale="zh-CN")
+    page = context.new_page()
+    page.goto(f"{server.base}/b/{code}")
+    if text_scale != 1.0:  # as WeChat's own font-size setting does: every text larger, the page as wide
+        page.evaluate(f"""() => {{
+            const all = [...document.querySelectorAll('html, body, body *')];
+            const sizes = all.map(e => parseFloat(getComputedStyle(e).fontSize));
+            all.forEach((e, i) => {{ e.style.fontSize = (sizes[i] * {text_scale}) + 'px'; }});
+        }}""")
+    tap(page, {"p01": "B", "p02": "A"})
+    layout = page.evaluate(
+        """() => {
+            const spans = [...document.querySelectorAll('#pt-p01 .grades span')];
+            const rects = spans.map(s => s.getBoundingClientRect());
+            const checked = document.querySelector('#pt-p01 input:checked + span');
+            const tick = getComputedStyle(checked, '::before');
+            const box = checked.getBoundingClientRect();
+            const tickRect = {left: box.left + parseFloat(tick.left) + parseFloat(tick.marginLeft),
+                              top: box.top + parseFloat(tick.top),
+                              width: parseFloat(tick.width), height: parseFloat(tick.height)};
+            const range = document.createRange();
+            range.selectNodeContents(checked.firstChild);
+            const label = range.getBoundingClientRect();
+            const bar = document.getElementById('bar').getBoundingClientRect();
+            return {
+                scroll: document.documentElement.scrollWidth, width: innerWidth, height: innerHeight,
+                rows: new Set(rects.map(r => Math.round(r.top))).size,
+                columns: new Set(rects.map(r => Math.round(r.left))).size,
+                spill: [...document.querySelectorAll('.grades span, .grades small, legend')]
+                    .filter(e => e.scrollWidth > e.clientWidth + 1).length,
+                overlap: !(tickRect.left + tickRect.width <= label.left || label.right <= tickRect.left
+                           || tickRect.top + tickRect.height <= label.top || label.bottom <= tickRect.top),
+                bar: bar.height,
+                tap: Math.min(...rects.map(r => r.height)),
+            };
+        }"""
+    )
+    name = f"ballot-{viewport['width']}x{viewport['height']}-{text_scale}.png"
+    page.screenshot(path=artifacts / name)
+    assert layout["scroll"] == layout["width"], layout  # nothing spills sideways
+    assert (layout["rows"], layout["columns"]) == (2, 2), layout  # the grades two by two
+    assert layout["spill"] == 0, str(layout)
+    assert layout["overlap"] is False, str(layout)
+    assert layout["tap"] >= 44, layout
+    assert layout["bar"] <= 0.15 * layout["height"], layout
+    context.close()
+
+
+def test_four_grades_in_a_row_on_an_ordinary_phone(server: Server, phone: Any) -> None:
+    meeting = server.meeting()
+    [code] = server.codes(meeting, 1)
+    page = phone.new_page()
+    page.goto(f"{server.base}/b/{code}")
+    tops = page.evaluate("() => [...document.querySelectorAll('#pt-p01 .grades span')]"
+                         ".map(s => Math.round(s.getBoundingClientRect().top))")
+    assert len(set(tops)) == 1
 
 
 def test_submit_with_javascript_off(server: Server, browser: Any) -> None:
@@ -202,9 +354,10 @@ def test_screen_claims_one_code_per_phone(server: Server, browser: Any, artifact
     claim_url = f"{server.base}/s/{screen_key(TEST_SECRET, meeting)}"
     projector = browser.new_page(viewport={"width": 1280, "height": 720}, locale="zh-CN")
     projector.goto(claim_url + "/screen")
-    assert projector.locator(".count").inner_text() == "已领取 0 / 2 张 · 不记名 · 每人一票"
+    assert [projector.locator(f'[data-live="{name}"]').inner_text() for name in ("claimed", "attendance")] == ["0", "2"]
+    assert projector.locator(".state").inner_text() == "投票进行中 · 不记名 · 每人一票"
     assert projector.locator(".url").inner_text() == claim_url.removeprefix("http://")
-    projector.screenshot(path=artifacts / "screen-page.png")
+    projector.screenshot(path=artifacts / "screen-page-720.png")
     projector.close()
 
     phones = [browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, locale="zh-CN") for _ in range(3)]
