@@ -51,9 +51,18 @@ KEEP_ALIVE_SECONDS = 75
 
 
 def serve(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    try:
+        with backup.serving(settings.data_dir):
+            return _serve(settings, args.workers)
+    except backup.RestoreInProgress as error:
+        print(error, file=sys.stderr)
+        return 2
+
+
+def _serve(settings: Settings, workers: int) -> int:
     from app import serving
 
-    settings = get_settings()
     key, meeting_id = prepare(settings)
     base = f"http://{settings.host}:{settings.port}"
     print("onsite-ballot 已启动 · is starting")
@@ -79,7 +88,7 @@ def serve(args: argparse.Namespace) -> int:
         "app.main:app_from_env",
         host=settings.host,
         port=settings.port,
-        workers=args.workers,
+        workers=workers,
         access_log=False,
         timeout_graceful_shutdown=5,
         # Phones on a weak meeting-room signal reuse their connection across the ~2 minutes of
@@ -207,7 +216,8 @@ def run_restore(args: argparse.Namespace) -> int:
         print("PostgreSQL: 先停止服务，再运行上面这一行 · stop the service, then run the line above", file=sys.stderr)
         return 2
     try:
-        kept = backup.restore_sqlite(args.path, backup.sqlite_path(url))
+        with backup.restoring(get_settings().data_dir):
+            kept = backup.restore_sqlite(args.path, backup.sqlite_path(url))
     except backup.BackupError as error:
         print(error, file=sys.stderr)
         return 1

@@ -166,6 +166,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "forbidden": ("此 API 密钥无权执行该操作", "This API key may not do that"),
     "not_found": ("找不到该页面或资源", "Not found"),
     "internal": ("服务器内部错误，已记录，请稍后重试", "Internal error; it has been logged, please try again"),
+    "internal_logged": (
+        "服务器内部错误，已记录（错误编号 {error_id}），请稍后重试；如仍出错，请将错误编号告知管理员",
+        "Internal error, logged as {error_id}; please try again, and quote that number to the administrator"
+        " if it happens again",
+    ),
     # results export, webhooks, audit export
     "results_unknown_filter": (
         "不支持的查询参数 {names}；可用：{allowed}",

@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app import backup
 from app.db import Database, create_database
 from app.errors import DomainError, Problem, TooManyGuesses
 from app.guard import GuessGuard
@@ -39,6 +40,7 @@ from app.routes.access import SignInRequired
 from app.routes.console import message_page, sign_in_redirect
 from app.routes.deps import error_response
 from app.routes.docs import mount_docs
+from app.routes.failures import CatchUnexpected
 from app.routes.pages import STATIC_DIR, Page
 from app.settings import Settings
 from app.webhooks import WebhookWorker
@@ -145,6 +147,13 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Each serving process holds the data folder's lock: `restore` is refused while it runs.
+        with backup.serving(settings.data_dir):
+            async with _running(app):
+                yield
+
+    @asynccontextmanager
+    async def _running(app: FastAPI) -> AsyncIterator[None]:
         await hub.start()
         writer.start()
         webhooks = WebhookWorker(db, settings)
@@ -226,21 +235,6 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
         problem = Problem("request_invalid", {"error": "数值超出范围 (a number is out of range)"})
         return error_response(request, problem, 422)
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> Response:
-        # Type only: a message could quote a token or a ballot.
-        log.error(
-            "unexpected %s on %s %s",
-            type(exc).__name__,
-            request.method,
-            getattr(request.scope.get("route"), "path", "?"),
-        )
-        if wants_page(request):
-            error = DomainError("internal")
-            error.status = 500
-            return message_page(request, error)
-        return error_response(request, Problem("internal"), 500)
-
     app.openapi = lambda: documented_errors(app)  # type: ignore[method-assign]
     # The phones' hot route straight on the app, first: no included router to walk before it.
     for route in api.ballots_router.routes:
@@ -269,6 +263,8 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
         same_site="lax",
         https_only=settings.base_url.startswith("https://"),
     )
+    # Outermost of ours: whatever escapes the app is answered with an id, and logged without a traceback.
+    app.add_middleware(CatchUnexpected)
     return app
 
 

@@ -404,6 +404,9 @@ class ErrorBody(BaseModel):
     code: str
     detail: str
     problems: list[str] = []
+    error_id: str | None = PydanticField(
+        default=None, description="on a 500 only: the id of the server's log line, to quote to its administrator"
+    )
 
 
 # ---- results export and webhooks -------------------------------------------------------------
