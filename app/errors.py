@@ -180,6 +180,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "cursor 无效：请使用上一页返回的 next_cursor 原样传回",
         "The cursor is malformed: pass back the next_cursor of the previous page unchanged",
     ),
+    "results_cursor_old": (
+        "此 cursor 由升级前的版本生成，已不能使用："
+        "请不带 cursor 从第一页重新读取（已有的结果按 meeting_id 和 result_version 去重）",
+        "This cursor was made by the version before an upgrade and no longer works: read again from the first"
+        " page without a cursor (keep results by meeting_id and result_version, so that none is taken twice)",
+    ),
     "results_format": ("格式 {format} 无效，可选：json、csv、xlsx", "Format {format} is not one of json, csv, xlsx"),
     "results_table": ("表 {table} 无效，可选：{allowed}", "Table {table} is not one of {allowed}"),
     "results_none": (

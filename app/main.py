@@ -8,12 +8,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 
+import itsdangerous
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.telemetry import TelemetryConfig
+from itsdangerous.exc import SignatureExpired
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -131,12 +133,36 @@ class SessionsExceptPhones:
     def __init__(self, app: ASGIApp, /, **options: Any) -> None:
         self.plain = app
         self.with_sessions = SessionMiddleware(app, **options)
+        self.with_sessions.signer = ClockTolerantSigner(str(options["secret_key"]), tolerance=options["max_age"])
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith(PHONE_PREFIXES):
             await self.plain(scope, receive, send)
         else:
             await self.with_sessions(scope, receive, send)
+
+
+class ClockTolerantSigner(itsdangerous.TimestampSigner):
+    """The session cookie's signer, for a clock that can be put back.
+
+    itsdangerous refuses a signature made "in the future": when the host's clock is put back (an NTP
+    step, a wrong manual setting), every organizer would be signed out at once. Such a signature is
+    accepted here if it is no further ahead than ``tolerance``; the age limit still holds, counted on
+    the clock as it now runs. Only a holder of the secret can make a signature of any time.
+    """
+
+    def __init__(self, secret_key: str, *, tolerance: int) -> None:
+        super().__init__(secret_key)
+        self.tolerance = tolerance
+
+    def unsign(
+        self, signed_value: str | bytes, max_age: int | None = None, return_timestamp: bool = False
+    ) -> Any:
+        value, signed_at = super().unsign(signed_value, return_timestamp=True)
+        age = self.get_timestamp() - int(signed_at.timestamp())
+        if (max_age is not None and age > max_age) or age < -self.tolerance:
+            raise SignatureExpired(f"signature age {age} s", payload=value, date_signed=signed_at)
+        return (value, signed_at) if return_timestamp else value
 
 
 def create_app(settings: Settings, database: Database | None = None) -> FastAPI:

@@ -10,7 +10,7 @@ import datetime as dt
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field as PydanticField
-from sqlalchemy import Column, ForeignKeyConstraint, Index, Text
+from sqlalchemy import BigInteger, Column, ForeignKeyConstraint, Index, Text
 from sqlmodel import Field, SQLModel
 
 MeetingState = Literal["draft", "open", "closed"]
@@ -133,7 +133,10 @@ class Result(SQLModel, table=True):
     figures: str = Field(sa_column=Column(Text, nullable=False))
     digest: str = Field(max_length=64)
     ballot_count: int
+    # The database's clock at the close (store.clock), not the application host's.
     created_at: dt.datetime = Field(default_factory=utcnow)
+    # The order in which results were frozen (store.clock.next_result_number): the export's cursor.
+    seq: int = Field(sa_column=Column(BigInteger, nullable=False, unique=True))
 
 
 class AuditEvent(SQLModel, table=True):

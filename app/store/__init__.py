@@ -8,8 +8,6 @@ gathers their public names, so that callers write ``store.close_meeting(...)`` w
 
 from __future__ import annotations
 
-# Tests move the clock of the webhook outbox through this name.
-from app.models import utcnow as utcnow
 from app.store.accounts import (
     authenticate_api_key as authenticate_api_key,
     change_password as change_password,
@@ -50,6 +48,7 @@ from app.store.base import (
     list_audit as list_audit,
     seed_reference as seed_reference,
 )
+from app.store.clock import database_now as database_now
 from app.store.codes import (
     mint_tokens as mint_tokens,
     token_counts as token_counts,
@@ -109,6 +108,7 @@ from app.store.results import (
     overview_units as overview_units,
     record_delivery_attempt as record_delivery_attempt,
     resend_delivery as resend_delivery,
+    results_page as results_page,
     unit_year_result as unit_year_result,
 )
 from app.store.units import (

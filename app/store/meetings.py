@@ -33,11 +33,11 @@ from app.models import (
     Unit,
     WebhookDelivery,
     WebhookEndpoint,
-    utcnow,
 )
 from app.scoring import Figures, GroupSpec, Rules, ScoredBallot, canonical_json, compute, score_ballot
 from app.store.ballot_templates import get_template
 from app.store.base import DEFAULT_GROUPS, audit
+from app.store.clock import database_now, next_result_number
 from app.store.units import create_unit, find_unit
 from app.tally import Snapshot
 from app.templates import BallotTemplate
@@ -250,6 +250,8 @@ def close_meeting(*, session: Session, actor: str, meeting_id: int, k: int) -> R
         figures=figures.model_dump_json(),
         digest=ballot_set_digest(ballots),
         ballot_count=len(ballots),
+        created_at=database_now(session),
+        seq=next_result_number(session),
     )
     session.add(result)
     meeting.state = "closed"
@@ -439,7 +441,7 @@ def enqueue_result_event(
         assert result is not None, "only a meeting closed before has events"
     unit, category = unit_of(session=session, meeting=meeting)
     record = result_record(meeting=meeting, unit=unit, category=category, result=result)
-    now = utcnow()
+    now = database_now(session)
     for endpoint in endpoints:
         delivery_id = str(uuid.uuid4())
         body = WebhookBody(event=event, delivery_id=delivery_id, occurred_at=now, result=record)
