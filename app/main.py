@@ -45,6 +45,7 @@ from app.routes.docs import mount_docs
 from app.routes.failures import CatchUnexpected
 from app.routes.pages import STATIC_DIR, Page
 from app.settings import Settings
+from app.watchdog import Watchdog
 from app.webhooks import WebhookWorker
 from app.writer import BallotWriter
 
@@ -57,6 +58,8 @@ NO_TELEMETRY: TelemetryConfig = {
 # A signed-in organizer stays signed in for a working day, not longer.
 SESSION_SECONDS = 8 * 3600
 SESSION_COOKIE = "ob_session"
+# A load balancer's health check waits a few seconds at most: answer before it gives up.
+READY_PROBE_SECONDS = 3.0
 UPLOAD_LIMITS = {"/units/import": 3 * 1024 * 1024, "/api/v1/units/import": 3 * 1024 * 1024}
 
 
@@ -169,7 +172,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     db = database or create_database(settings.resolved_database_url)
 
     hub = Hub(db)
-    writer = BallotWriter(db, k=settings.k_anonymity, hub=hub)
+    writer = BallotWriter(db, k=settings.k_anonymity, hub=hub, batch_seconds=settings.writer_batch_seconds)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -211,6 +214,8 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     app.state.db = db
     app.state.hub = hub
     app.state.writer = writer
+    # /readyz reads the database under its own watchdog: a probe on a dead connection answers 503.
+    app.state.probe = Watchdog(seconds=READY_PROBE_SECONDS, name="readiness-probe")
     app.state.guard = GuessGuard()
 
     @app.exception_handler(DomainError)

@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     # How long a request body may take to arrive: a phone on a weak signal sends 8 KiB in well under
     # this; a client trickling bytes to hold connections open does not.
     max_body_seconds: float = 15.0
+    # How long the ballot writer waits for one batch before it abandons it as stuck on a dead
+    # database connection and runs it again on a fresh one. Unset: the backend's bound (app.db).
+    writer_batch_seconds: float | None = None
     # Webhooks: the first retry waits webhook_backoff_seconds, each next one twice as long up to
     # webhook_backoff_max_seconds; a delivery is retried for webhook_retry_hours before it is
     # given up (the issue asks for at least 24 hours). Tests set these to fractions of a second.

@@ -14,10 +14,13 @@ import logging
 import time
 from contextlib import suppress
 
+from sqlalchemy.exc import InterfaceError, OperationalError, TimeoutError as PoolTimeout
+
 from app import store
 from app.db import Database
 from app.errors import DomainError
 from app.live import Hub
+from app.watchdog import Abandoned, Stuck, Watchdog
 
 log = logging.getLogger("onsite_ballot.writer")
 
@@ -30,6 +33,10 @@ GATHER_SLICE_SECONDS = 0.001
 # A batch slower than this is logged: the disk or the database is making phones wait (a busy
 # server stores a batch of 64 in about 0.1 s).
 SLOW_BATCH_SECONDS = 0.25
+# A batch running longer than this makes /readyz answer 503 ("writer_stuck") until it ends or its
+# watchdog abandons it: a load balancer sends new phones to another worker meanwhile. Ten times
+# the slowest batch seen on a busy server, and above a batch over a 200 ms network (about 2 s).
+STALLED_BATCH_SECONDS = 3.0
 
 
 class WriterUnavailable(RuntimeError):
@@ -37,13 +44,27 @@ class WriterUnavailable(RuntimeError):
 
 
 class BallotWriter:
-    def __init__(self, database: Database, *, k: int, hub: Hub | None = None) -> None:
+    def __init__(
+        self, database: Database, *, k: int, hub: Hub | None = None, batch_seconds: float | None = None
+    ) -> None:
         self._database = database
         self._k = k
         self._hub = hub
         self._stopped = False
         self._queue: asyncio.Queue[tuple[store.Submission, asyncio.Future[store.Outcome]]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        # A batch that outlives this bound is on a dead connection: abandoned, and run once more.
+        self._watchdog = Watchdog(
+            seconds=batch_seconds or database.batch_seconds, name="ballot-writer", patience=STALLED_BATCH_SECONDS
+        )
+
+    @property
+    def health(self) -> str:
+        """"ok"; "stuck" while a batch runs past STALLED_BATCH_SECONDS, or after one was abandoned
+        until another finishes; "stopped" when the writer is not running."""
+        if self._stopped or (self._task is not None and self._task.done()):
+            return "stopped"
+        return "ok" if self._watchdog.healthy else "stuck"
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="ballot-writer")
@@ -55,6 +76,7 @@ class BallotWriter:
             with suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        self._watchdog.close()
 
     async def submit(self, submission: store.Submission) -> store.Outcome:
         if self._task is None and not self._stopped:
@@ -94,7 +116,7 @@ class BallotWriter:
         while True:
             batch = await self._gather()
             try:
-                outcomes = await asyncio.to_thread(self._write, [sub for sub, _ in batch])
+                outcomes = await self._store([sub for sub, _ in batch])
             except Exception as exc:
                 # The exception's type only: its text could quote a token.
                 log.error("ballot writer failed: %s", type(exc).__name__)
@@ -102,6 +124,16 @@ class BallotWriter:
             for (_, future), outcome in zip(batch, outcomes, strict=True):
                 if not future.done():
                     future.set_result(outcome)
+
+    async def _store(self, submissions: list[store.Submission]) -> list[store.Outcome]:
+        """Write a batch on the watchdog's thread. A batch abandoned on a dead connection is run once
+        more, on a fresh one: a code its first run spent (if that run committed) answers "already
+        counted", so each ballot is stored once and each phone told once."""
+        try:
+            return await self._watchdog.run(lambda: self._write(submissions))
+        except Stuck:
+            log.warning("a batch of %d ballots was abandoned; running it again", len(submissions))
+        return await self._watchdog.run(lambda: self._write(submissions))
 
     def _write(self, submissions: list[store.Submission]) -> list[store.Outcome]:
         started = time.monotonic()
@@ -119,7 +151,7 @@ class BallotWriter:
         try:
             return self._commit(submissions)
         except Exception as exc:
-            if len(submissions) == 1:
+            if len(submissions) == 1 or _database_unavailable(exc):
                 raise
             log.warning("batch of %d failed (%s); retrying one by one", len(submissions), type(exc).__name__)
         outcomes = []
@@ -138,6 +170,12 @@ class BallotWriter:
                 # Every worker's dashboards hear of it when this transaction commits, not before.
                 self._hub.announce(conn, _changed(outcomes))
         return outcomes
+
+
+def _database_unavailable(exc: Exception) -> bool:
+    """The database, not a ballot, failed (a lost connection, a lock held too long, a full disk):
+    the same would fail each ballot again, so the batch's phones hear 503 at once."""
+    return isinstance(exc, (OperationalError, InterfaceError, PoolTimeout, Abandoned))
 
 
 def _changed(outcomes: list[store.Outcome]) -> set[int]:
