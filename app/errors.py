@@ -165,6 +165,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
     "forbidden": ("此 API 密钥无权执行该操作", "This API key may not do that"),
     "not_found": ("找不到该页面或资源", "Not found"),
+    "disk_full": (
+        "服务器磁盘已满，本次操作没有保存。请管理员腾出磁盘空间后再试。",
+        "The server's disk is full, so nothing was saved. The administrator must free some space; then try again.",
+    ),
     "internal": ("服务器内部错误，已记录，请稍后重试", "Internal error; it has been logged, please try again"),
     "internal_logged": (
         "服务器内部错误，已记录（错误编号 {error_id}），请稍后重试；如仍出错，请将错误编号告知管理员",

@@ -157,6 +157,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Please try again in a moment; the answers on this phone are still kept. If it keeps happening, give"
         " the staff the error number {error_id}.",
     ),
+    "disk_full_body": (
+        "服务器磁盘已满，刚才的操作没有保存；您在本机打过的分仍然保存着。请告诉工作人员，稍后再试。",
+        "The server's disk is full, so nothing was saved; the answers on this phone are still kept. Please"
+        " tell the staff, and try again later.",
+    ),
     "link_unknown_title": ("无法识别这个链接", "This link is not known"),
     "link_unknown_body": (
         "请重新扫描屏幕上的二维码，或找工作人员。",

@@ -21,7 +21,9 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import backup
+from app.backup import sqlite_path
 from app.db import Database, create_database
+from app.disk import DiskState
 from app.errors import DomainError, Problem, TooManyGuesses
 from app.guard import GuessGuard
 from app.live import Hub
@@ -172,7 +174,10 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     db = database or create_database(settings.resolved_database_url)
 
     hub = Hub(db)
-    writer = BallotWriter(db, k=settings.k_anonymity, hub=hub, batch_seconds=settings.writer_batch_seconds)
+    disk = DiskState(sqlite_path(db.url).parent if db.is_sqlite else None)
+    writer = BallotWriter(
+        db, k=settings.k_anonymity, hub=hub, batch_seconds=settings.writer_batch_seconds, disk=disk
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -214,6 +219,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     app.state.db = db
     app.state.hub = hub
     app.state.writer = writer
+    app.state.disk = disk
     # /readyz reads the database under its own watchdog: a probe on a dead connection answers 503.
     app.state.probe = Watchdog(seconds=READY_PROBE_SECONDS, name="readiness-probe")
     app.state.guard = GuessGuard()

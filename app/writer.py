@@ -18,6 +18,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError, TimeoutError as Poo
 
 from app import store
 from app.db import Database
+from app.disk import DiskState, is_disk_full
 from app.errors import DomainError
 from app.live import Hub
 from app.watchdog import Abandoned, Stuck, Watchdog
@@ -45,9 +46,11 @@ class WriterUnavailable(RuntimeError):
 
 class BallotWriter:
     def __init__(
-        self, database: Database, *, k: int, hub: Hub | None = None, batch_seconds: float | None = None
+        self, database: Database, *, k: int, hub: Hub | None = None, batch_seconds: float | None = None,
+        disk: DiskState | None = None,
     ) -> None:
         self._database = database
+        self._disk = disk or DiskState(None)
         self._k = k
         self._hub = hub
         self._stopped = False
@@ -117,10 +120,15 @@ class BallotWriter:
             batch = await self._gather()
             try:
                 outcomes = await self._store([sub for sub, _ in batch])
+                self._disk.wrote()
             except Exception as exc:
                 # The exception's type only: its text could quote a token.
                 log.error("ballot writer failed: %s", type(exc).__name__)
-                outcomes = [store.Outcome(error=WriteFailed("internal"))] * len(batch)
+                reason = "internal"
+                if is_disk_full(exc):
+                    self._disk.failed()
+                    reason = "disk_full"
+                outcomes = [store.Outcome(error=WriteFailed(reason))] * len(batch)
             for (_, future), outcome in zip(batch, outcomes, strict=True):
                 if not future.done():
                     future.set_result(outcome)

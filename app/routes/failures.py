@@ -16,9 +16,10 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.disk import is_disk_full
 from app.errors import DomainError, Problem
 from app.routes.console import message_page
-from app.routes.deps import language
+from app.routes.deps import error_response, language
 from app.routes.pages import Page
 
 # A rater's pages answer in the phone's look and language (app.main.is_phone_page).
@@ -59,6 +60,14 @@ class CatchUnexpected:
         try:
             await self.app(scope, receive, sending)
         except Exception as exc:
+            request = Request(scope, receive)
+            if is_disk_full(exc):
+                # Not a fault of the code: said as it is, to the organizer and to /readyz.
+                request.app.state.disk.failed()
+                log.error("disk full on %s %s", scope["method"], route_pattern(scope))
+                if not started:
+                    await disk_full_response(request)(scope, receive, send)
+                return
             error_id = new_error_id()
             log.error("unexpected %s on %s %s (error %s)", type(exc).__name__, scope["method"],
                       route_pattern(scope), error_id)
@@ -66,8 +75,21 @@ class CatchUnexpected:
                 # Half an answer is out: nothing can be added to it. Returning without finishing it
                 # makes uvicorn close this one connection, without a traceback.
                 return
-            response = unexpected_response(Request(scope, receive), error_id)
+            response = unexpected_response(request, error_id)
             await response(scope, receive, send)
+
+
+def disk_full_response(request: Request) -> Response:
+    problem = Problem("disk_full")
+    path = request.url.path
+    if path.startswith(("/api/", "/healthz", "/readyz")):
+        return error_response(request, problem, 503)
+    if path.startswith(PHONE_PAGES):
+        page = Page(request)
+        return page.message("error_title", "disk_full_body", 503, link=(page.url("/c"), page.t("type_code")))
+    error = DomainError(problem.code)
+    error.status = 503
+    return message_page(request, error)
 
 
 def unexpected_response(request: Request, error_id: str) -> Response:

@@ -27,10 +27,13 @@ def _at_head(database: Database) -> bool:
 
 @router.get("/readyz")
 async def readyz(request: Request) -> JSONResponse:
-    """Ready to take ballots: the database answers within the probe's bound, its schema is at the
-    latest migration, and this process's ballot writer is running and not stuck on a dead connection.
+    """Ready to take ballots: the server's disk is not full, the database answers within the probe's
+    bound, its schema is at the latest migration, and this process's ballot writer is running and not
+    stuck on a dead connection.
     A load balancer takes a worker that answers 503 out of rotation; the reason says why."""
     state = request.app.state
+    if state.disk.full:
+        return _unavailable("disk_full")
     try:
         ready = await state.probe.run(lambda: _at_head(state.db))
     except Stuck:
