@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     # How long a request body may take to arrive: a phone on a weak signal sends 8 KiB in well under
     # this; a client trickling bytes to hold connections open does not.
     max_body_seconds: float = 15.0
+    # A connection whose request head has not arrived this long after it opened (or after its first
+    # byte) is closed; a worker takes at most max_connections at once and answers 503 past them
+    # (lowered at start to what the open-file limit allows; see app.serving.Limits).
+    request_head_seconds: float = 20.0
+    max_connections: int = 2000
     # How long the ballot writer waits for one batch before it abandons it as stuck on a dead
     # database connection and runs it again on a fresh one. Unset: the backend's bound (app.db).
     writer_batch_seconds: float | None = None
