@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 from hypothesis import given, settings, strategies as st
 from sqlalchemy import func, select, text
 
-from app import store
+from app import cli, store
 from app.db import Database
 from app.models import Ballot, Tally
 from app.scoring import canonical_json
@@ -18,7 +19,7 @@ from app.store import ballots
 from app.store.ballots import retry_text
 from app.tokens import token_hash
 from app.writer import BallotWriter
-from tests.conftest import ALL_A, mint, open_meeting
+from tests.conftest import ALL_A, TEST_SECRET, mint, open_meeting
 
 
 class RecordingWriter(BallotWriter):
@@ -144,3 +145,67 @@ def test_postgresql_finds_a_batchs_codes_by_index_not_by_scanning_them_all(
             assert "Seq Scan on ballot_token" not in plan, plan
             assert "pk_ballot_token" in plan, plan
         conn.rollback()
+
+
+POISON = "poison"
+
+
+@pytest.fixture
+def poisoned_box(database: Database) -> Iterator[None]:
+    """A ballot whose comment is "poison" cannot be stored. On PostgreSQL a deferred constraint
+    trigger refuses it at COMMIT, so that the batch's commit itself fails; SQLite has no deferred
+    triggers, so there its insert fails, within the same batch."""
+    with database.writing() as conn:
+        if database.is_sqlite:
+            conn.execute(text("CREATE TRIGGER poison BEFORE INSERT ON ballot WHEN NEW.comment = 'poison'"
+                              " BEGIN SELECT RAISE(ABORT, 'poisoned ballot'); END"))
+        else:
+            conn.execute(text("CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+                              " IF NEW.comment = 'poison' THEN RAISE EXCEPTION 'poisoned ballot'; END IF;"
+                              " RETURN NULL; END $$"))
+            conn.execute(text("CREATE CONSTRAINT TRIGGER poison AFTER INSERT ON ballot DEFERRABLE INITIALLY"
+                              " DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_poison()"))
+    try:
+        yield
+    finally:
+        with database.writing() as conn:
+            conn.execute(text("DROP TRIGGER poison" + ("" if database.is_sqlite else " ON ballot")))
+            if not database.is_sqlite:
+                conn.execute(text("DROP FUNCTION refuse_poison()"))
+
+
+def test_a_batch_whose_commit_fails_is_retried_one_by_one(
+    client: TestClient, auth: dict[str, str], database: Database, poisoned_box: None,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    meeting = open_meeting(client, auth)
+    codes = mint(client, auth, meeting["id"], 5)
+    writer = RecordingWriter(database)
+    answers = [{**ALL_A, "p01": grade} for grade in "ABCDA"]
+    comments = [None, None, POISON, None, "好"]
+
+    async def together() -> list[store.Outcome]:
+        try:
+            return await asyncio.gather(*(
+                writer.submit(store.Submission(code=code, answers=a, comment=c))
+                for code, a, c in zip(codes, answers, comments, strict=True)))
+        finally:
+            await writer.stop()
+
+    outcomes = asyncio.run(together())
+    assert writer.batches == [5]  # one batch, whose commit failed, then each ballot on its own
+    assert [o.status for o in outcomes] == ["counted", "counted", None, "counted", "counted"]
+    failed = outcomes[2].error
+    assert failed is not None and (failed.status, failed.problem.code) == (503, "internal")
+    with database.reading() as conn:
+        assert conn.execute(select(func.count()).select_from(Ballot)).scalar_one() == 4
+        assert conn.execute(text("SELECT count(*) FROM ballot_token WHERE used")).scalar_one() == 4
+        assert conn.execute(select(Tally.ballot_count)).scalar_one() == 4
+    # The refused phone still holds its code: sent again without the poison, it counts.
+    r = client.post("/api/v1/ballots", json={"token": codes[2], "answers": answers[2]})
+    assert r.status_code == 201
+    assert client.post(f"/api/v1/meetings/{meeting['id']}/close", headers=auth).status_code == 200
+    monkeypatch.setenv("ONSITE_BALLOT_DATABASE_URL", database.url)
+    monkeypatch.setenv("ONSITE_BALLOT_SECRET_KEY", TEST_SECRET)
+    assert cli.main(["verify", str(meeting["id"])]) == 0
+    assert "MATCH" in capsys.readouterr().out
