@@ -28,6 +28,7 @@ test: lint unit
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.push_latency
+	$(BIN)/python -m bench.cold --runs 3
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
@@ -351,4 +352,11 @@ def app_from_env() -> FastAPI:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # Whoever turns uvicorn's access log on still gets no ballot code in it.
     logging.getLogger("uvicorn.access").addFilter(RedactPhonePaths())
-    return create_app(get_settings())
+    app = create_app(get_settings())
+    # Everything made so far (some 100,000 objects: the imported modules, the app, its routes and
+    # models) lives as long as the process. Left to the collector, each full collection walks them
+    # all, and the first ones come with the first burst of ballots: 100-200 ms with the event loop
+    # stopped, the slow first second of a meeting (issue #13). Frozen, they are never walked again.
+    gc.collect()
+    gc.freeze()
+    return app
