@@ -96,7 +96,7 @@ class Watchdog:
         self.name = name
         # Work running longer than this is reported unhealthy before it is abandoned at ``seconds``.
         self.patience = seconds if patience is None else min(patience, seconds)
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix=name)
+        self._executor: ThreadPoolExecutor | None = None  # made on first use, and again after close()
         self._started: float | None = None
         self.abandoned = 0  # how many pieces of work were abandoned since start
         self.last_ok: bool = True  # the last piece of work finished within its bound
@@ -114,6 +114,8 @@ class Watchdog:
     async def run(self, work: Callable[[], T]) -> T:
         watch = Watch()
         loop = asyncio.get_running_loop()
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix=self.name)
         future = loop.run_in_executor(self._executor, _watched, watch, work)
         self._started = time.monotonic()
         try:
@@ -132,8 +134,7 @@ class Watchdog:
     async def _abandon(self, watch: Watch, future: asyncio.Future[T]) -> None:
         self.abandoned += 1
         # The thread may stay blocked for a while yet: later work gets a thread of its own.
-        self._executor.shutdown(wait=False, cancel_futures=True)
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix=self.name)
+        self.close()
         future.add_done_callback(_ignore_outcome)
         cut = watch.abandon()
         log.error("%s: no answer from the database within %g s; its connection was cut", self.name, self.seconds)
@@ -145,7 +146,9 @@ class Watchdog:
             log.warning("%s: cutting the connection failed (%s)", self.name, type(exc).__name__)
 
     def close(self) -> None:
-        self._executor.shutdown(wait=False)
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
 
 
 def _ignore_outcome(future: asyncio.Future[Any]) -> None:

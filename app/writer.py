@@ -70,6 +70,7 @@ class BallotWriter:
         return "ok" if self._watchdog.healthy else "stuck"
 
     def start(self) -> None:
+        self._stopped = False  # an app's lifespan can run more than once (some test transports)
         self._task = asyncio.create_task(self._run(), name="ballot-writer")
 
     async def stop(self) -> None:
