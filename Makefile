@@ -47,6 +47,7 @@ test: lint unit
 bench: $(DEV_STAMP)
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.push_latency
+	$(BIN)/python -m bench.cold --runs 3
 
 # Remake the lock files after a change to the dependencies in pyproject.toml, or to take newer
 # releases (`make lock UPGRADE=--upgrade`); then run `make test` and commit requirements/.

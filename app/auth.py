@@ -81,6 +81,14 @@ def is_locked(locked_until: dt.datetime | None, now: dt.datetime) -> bool:
     return locked_until is not None and now < locked_until
 
 
+def lock_end(locked_until: dt.datetime | None, now: dt.datetime) -> dt.datetime | None:
+    """When a lock ends, seen from ``now``; None when there is none. Never more than LOCKOUT away:
+    a clock put back would otherwise stretch a lockout by as much as it went back."""
+    if locked_until is None or now >= locked_until:
+        return None
+    return min(locked_until, now + LOCKOUT)
+
+
 def after_failure(failed_logins: int, now: dt.datetime) -> tuple[int, dt.datetime | None]:
     """The new failure count and lock time after one more wrong password."""
     failed = failed_logins + 1

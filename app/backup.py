@@ -9,8 +9,11 @@ whose -wal file would then no longer match it.
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import os
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy.engine import URL, make_url
@@ -21,8 +24,60 @@ REQUIRED_TABLES = frozenset({"alembic_version", "meeting", "ballot", "ballot_tok
 BUSY_TIMEOUT_S = 10.0
 
 
+# Held shared by every serving process for as long as it runs, and exclusively by a restore: a
+# restore cannot begin under a running server, and a server cannot start during a restore. An
+# advisory lock (flock) goes with its process: a server killed by SIGKILL holds nothing.
+LOCK_FILE = "serving.lock"
+
+
 class BackupError(Exception):
     """Said to the operator as it is; nothing was changed."""
+
+
+class RestoreInProgress(RuntimeError):
+    """A server was asked to start while a restore replaces its database."""
+
+
+def _locked(data_dir: Path, mode: int) -> int | None:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, mode | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+@contextmanager
+def serving(data_dir: Path) -> Iterator[None]:
+    """Held by a server process while it runs (shared: several workers hold it together)."""
+    fd = _locked(data_dir, fcntl.LOCK_SH)
+    if fd is None:
+        raise RestoreInProgress(
+            f"数据目录 {data_dir} 中的数据库正在恢复，服务未启动；恢复完成后再启动。"
+            f" · A restore is replacing the database in {data_dir}; start the service once it is done."
+        )
+    try:
+        yield
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def restoring(data_dir: Path) -> Iterator[None]:
+    """Held by a restore: refused while any server holds the data folder."""
+    fd = _locked(data_dir, fcntl.LOCK_EX)
+    if fd is None:
+        raise BackupError(
+            f"服务正在使用数据目录 {data_dir} 中的数据库，不能恢复。"
+            "请先停止服务（onsite-ballot serve），再运行 restore。\n"
+            f"The service is running on the database in {data_dir}: stop it (onsite-ballot serve) before you restore."
+        )
+    try:
+        yield
+    finally:
+        os.close(fd)
 
 
 def sqlite_path(url: str) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import getpass
+import resource
 import sys
 from pathlib import Path
 
@@ -48,19 +49,50 @@ def prepare(settings: Settings) -> tuple[str | None, int | None]:
 
 
 KEEP_ALIVE_SECONDS = 75
+# File descriptors a worker keeps for other things than connections: the database pool, its files,
+# the listening socket, logs.
+FILES_KEPT = 100
+
+
+def raise_open_file_limit() -> tuple[int, int]:
+    """Raise the soft limit on open files to the hard one; every connection costs one. Many
+    systems start services at 1,024, which a room of phones and a few idle sockets can use up."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft == resource.RLIM_INFINITY or soft >= hard:
+        return soft, soft
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ValueError, OSError):
+        return soft, soft
+    return soft, hard
 
 
 def serve(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    try:
+        with backup.serving(settings.data_dir):
+            return _serve(settings, args.workers)
+    except backup.RestoreInProgress as error:
+        print(error, file=sys.stderr)
+        return 2
+
+
+def _serve(settings: Settings, workers: int) -> int:
     from app import serving
 
-    settings = get_settings()
     key, meeting_id = prepare(settings)
     base = f"http://{settings.host}:{settings.port}"
+    files_before, files = raise_open_file_limit()
+    cap = max(1, min(settings.max_connections, files - FILES_KEPT))
     print("onsite-ballot 已启动 · is starting")
     print(f"  数据库 database:      {_safe_url(settings.resolved_database_url)}")
     print(f"  接口文档 API docs:    {base}/docs")
     print(f"  管理后台 console:     {base}/login")
     print(f"  健康检查 health:      {base}/healthz")
+    if files != files_before:
+        print(f"  打开文件数上限 open-file limit: {files_before} → {files}")
+    print(f"  每个进程最多连接 connections per worker: {cap}（请求头须在 {settings.request_head_seconds:g} 秒内到达"
+          f" · request heads within {settings.request_head_seconds:g} s）")
     if meeting_id is not None:
         print(f"  演示评议会 demo meeting: id {meeting_id} ({base}/api/v1/meetings/{meeting_id})")
     if key is not None:
@@ -79,7 +111,8 @@ def serve(args: argparse.Namespace) -> int:
         "app.main:app_from_env",
         host=settings.host,
         port=settings.port,
-        workers=args.workers,
+        workers=workers,
+        limits=serving.Limits(head_seconds=settings.request_head_seconds, max_connections=cap),
         access_log=False,
         timeout_graceful_shutdown=5,
         # Phones on a weak meeting-room signal reuse their connection across the ~2 minutes of
@@ -229,7 +262,8 @@ def run_restore(args: argparse.Namespace) -> int:
         print("PostgreSQL: 先停止服务，再运行上面这一行 · stop the service, then run the line above", file=sys.stderr)
         return 2
     try:
-        kept = backup.restore_sqlite(args.path, backup.sqlite_path(url))
+        with backup.restoring(get_settings().data_dir):
+            kept = backup.restore_sqlite(args.path, backup.sqlite_path(url))
     except backup.BackupError as error:
         print(error, file=sys.stderr)
         return 1

@@ -189,7 +189,16 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
     "forbidden": ("此 API 密钥无权执行该操作", "This API key may not do that"),
     "not_found": ("找不到该页面或资源", "Not found"),
+    "disk_full": (
+        "服务器磁盘已满，本次操作没有保存。请管理员腾出磁盘空间后再试。",
+        "The server's disk is full, so nothing was saved. The administrator must free some space; then try again.",
+    ),
     "internal": ("服务器内部错误，已记录，请稍后重试", "Internal error; it has been logged, please try again"),
+    "internal_logged": (
+        "服务器内部错误，已记录（错误编号 {error_id}），请稍后重试；如仍出错，请将错误编号告知管理员",
+        "Internal error, logged as {error_id}; please try again, and quote that number to the administrator"
+        " if it happens again",
+    ),
     # results export, webhooks, audit export
     "results_unknown_filter": (
         "不支持的查询参数 {names}；可用：{allowed}",
@@ -198,6 +207,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "results_cursor": (
         "cursor 无效：请使用上一页返回的 next_cursor 原样传回",
         "The cursor is malformed: pass back the next_cursor of the previous page unchanged",
+    ),
+    "results_cursor_old": (
+        "此 cursor 由升级前的版本生成，已不能使用："
+        "请不带 cursor 从第一页重新读取（已有的结果按 meeting_id 和 result_version 去重）",
+        "This cursor was made by the version before an upgrade and no longer works: read again from the first"
+        " page without a cursor (keep results by meeting_id and result_version, so that none is taken twice)",
     ),
     "results_format": ("格式 {format} 无效，可选：json、csv、xlsx", "Format {format} is not one of json, csv, xlsx"),
     "results_table": ("表 {table} 无效，可选：{allowed}", "Table {table} is not one of {allowed}"),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import datetime as dt
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -286,24 +285,27 @@ def overview_table(page: OverviewPage) -> Table:
 
 # ---- cursors ---------------------------------------------------------------------------------
 
-CURSOR_VERSION = 1
+# Version 1 held a close time and a meeting id; version 2 holds the result's number (Result.seq).
+CURSOR_VERSION = 2
 
 
-def encode_cursor(closed_at: dt.datetime, meeting_id: int) -> str:
-    """An opaque position after (closed_at, meeting_id) in the results' order."""
-    text = json.dumps({"v": CURSOR_VERSION, "at": closed_at.astimezone(dt.UTC).isoformat(), "m": meeting_id})
+def encode_cursor(number: int) -> str:
+    """An opaque position after the result numbered ``number`` in the results' order."""
+    text = json.dumps({"v": CURSOR_VERSION, "s": number})
     return base64.urlsafe_b64encode(text.encode("ascii")).decode("ascii").rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[dt.datetime, int]:
+def decode_cursor(cursor: str) -> int:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         data = json.loads(raw)
-        if data["v"] != CURSOR_VERSION or not isinstance(data["m"], int) or isinstance(data["m"], bool):
-            raise ValueError("version or meeting")
-        at = dt.datetime.fromisoformat(data["at"])
-        if at.tzinfo is None:
-            raise ValueError("naive time")
-        return at, data["m"]
+        version = data["v"]
     except (ValueError, KeyError, TypeError, UnicodeDecodeError, binascii.Error):
         raise Invalid("results_cursor") from None
+    if version == 1:
+        # Ordered by a clock that could skip results; its position means nothing in the new order.
+        raise Invalid("results_cursor_old")
+    number = data.get("s")
+    if version != CURSOR_VERSION or not isinstance(number, int) or isinstance(number, bool) or number < 0:
+        raise Invalid("results_cursor")
+    return number

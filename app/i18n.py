@@ -171,6 +171,17 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "请重新扫描卡片上的二维码，或输入测评码。",
         "Scan the code on your card again, or type the code.",
     ),
+    "error_title": ("服务器出错了", "The server ran into an error"),
+    "error_body": (
+        "请稍后再试；您在本机打过的分仍然保存着。如果一直出错，请把错误编号 {error_id} 告诉工作人员。",
+        "Please try again in a moment; the answers on this phone are still kept. If it keeps happening, give"
+        " the staff the error number {error_id}.",
+    ),
+    "disk_full_body": (
+        "服务器磁盘已满，刚才的操作没有保存；您在本机打过的分仍然保存着。请告诉工作人员，稍后再试。",
+        "The server's disk is full, so nothing was saved; the answers on this phone are still kept. Please"
+        " tell the staff, and try again later.",
+    ),
     "link_unknown_title": ("无法识别这个链接", "This link is not known"),
     "link_unknown_body": (
         "请重新扫描屏幕上的二维码，或找工作人员。",

@@ -15,13 +15,18 @@ from collections.abc import AsyncIterator, Iterable
 
 from sqlalchemy import Connection, text
 
-from app.db import Database
+from app.db import Database, pg_conninfo
 
 log = logging.getLogger("onsite_ballot.live")
 
 CHANNEL = "onsite_ballot_tally"
 # A listener that lost its connection tries again after this long; dashboards see a short gap.
 RECONNECT_SECONDS = 1.0
+# A quiet listener asks the database every LISTEN_CHECK_SECONDS whether its connection still
+# answers, and reconnects when no answer comes within PING_SECONDS: a connection dropped by the
+# network without a reset would otherwise wait forever for notifications that never come.
+LISTEN_CHECK_SECONDS = 10.0
+PING_SECONDS = 5.0
 _NOTIFY = text("SELECT pg_notify(:channel, :payload)")
 
 
@@ -92,15 +97,17 @@ class Hub:
     async def _listen(self) -> None:
         import psycopg
 
-        url = self._database.write.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        conninfo = pg_conninfo(self._database.url)
         while True:
             try:
-                async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+                async with await psycopg.AsyncConnection.connect(**conninfo, autocommit=True) as conn:
                     await conn.execute(f"LISTEN {CHANNEL}")
                     self.listening.set()
-                    async for notice in conn.notifies():
-                        if notice.payload.isdigit():
-                            self._publish_local(int(notice.payload))
+                    while True:
+                        async for notice in conn.notifies(timeout=LISTEN_CHECK_SECONDS):
+                            if notice.payload.isdigit():
+                                self._publish_local(int(notice.payload))
+                        await asyncio.wait_for(conn.execute("SELECT 1"), PING_SECONDS)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

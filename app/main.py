@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 
+import itsdangerous
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from fastapi.telemetry import TelemetryConfig
+from itsdangerous.exc import SignatureExpired
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app import backup
+from app.backup import sqlite_path
 from app.db import Database, create_database
+from app.disk import DiskState
 from app.errors import DomainError, Problem, TooManyGuesses
 from app.guard import GuessGuard
 from app.live import Hub
@@ -39,10 +45,12 @@ from app.routes.access import SignInRequired
 from app.routes.console import message_page, sign_in_redirect
 from app.routes.deps import error_response
 from app.routes.docs import mount_docs
+from app.routes.failures import CatchUnexpected
 from app.routes.openapi import documented, operation_id
 from app.routes.pages import STATIC_DIR, Page, VersionedStaticFiles
 from app.sealing import ServerKeys
 from app.settings import Settings
+from app.watchdog import Watchdog
 from app.webhooks import WebhookWorker
 from app.writer import BallotWriter, keep_scrubbing
 
@@ -55,6 +63,8 @@ NO_TELEMETRY: TelemetryConfig = {
 # A signed-in organizer stays signed in for a working day, not longer.
 SESSION_SECONDS = 8 * 3600
 SESSION_COOKIE = "ob_session"
+# A load balancer's health check waits a few seconds at most: answer before it gives up.
+READY_PROBE_SECONDS = 3.0
 UPLOAD_LIMITS = {"/units/import": 3 * 1024 * 1024, "/api/v1/units/import": 3 * 1024 * 1024}
 
 
@@ -154,6 +164,7 @@ class SessionsExceptPhones:
     def __init__(self, app: ASGIApp, /, **options: Any) -> None:
         self.plain = app
         self.with_sessions = SessionMiddleware(app, **options)
+        self.with_sessions.signer = ClockTolerantSigner(str(options["secret_key"]), tolerance=options["max_age"])
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith(PHONE_PREFIXES):
@@ -162,18 +173,50 @@ class SessionsExceptPhones:
             await self.with_sessions(scope, receive, send)
 
 
+class ClockTolerantSigner(itsdangerous.TimestampSigner):
+    """The session cookie's signer, for a clock that can be put back.
+
+    itsdangerous refuses a signature made "in the future": when the host's clock is put back (an NTP
+    step, a wrong manual setting), every organizer would be signed out at once. Such a signature is
+    accepted here if it is no further ahead than ``tolerance``; the age limit still holds, counted on
+    the clock as it now runs. Only a holder of the secret can make a signature of any time.
+    """
+
+    def __init__(self, secret_key: str, *, tolerance: int) -> None:
+        super().__init__(secret_key)
+        self.tolerance = tolerance
+
+    def unsign(
+        self, signed_value: str | bytes, max_age: int | None = None, return_timestamp: bool = False
+    ) -> Any:
+        value, signed_at = super().unsign(signed_value, return_timestamp=True)
+        age = self.get_timestamp() - int(signed_at.timestamp())
+        if (max_age is not None and age > max_age) or age < -self.tolerance:
+            raise SignatureExpired(f"signature age {age} s", payload=value, date_signed=signed_at)
+        return (value, signed_at) if return_timestamp else value
+
+
 def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     db = database or create_database(settings.resolved_database_url)
 
     hub = Hub(db)
     # Derived once from the secret: the ledger's code key and the root of every meeting's sealing key.
     keys = ServerKeys.from_secret(settings.secret())
+    disk = DiskState(sqlite_path(db.url).parent if db.is_sqlite else None)
     writer = BallotWriter(
-        db, k=settings.k_anonymity, keys=keys, hub=hub, mix_interval=settings.mix_interval_seconds
+        db, k=settings.k_anonymity, keys=keys, hub=hub, mix_interval=settings.mix_interval_seconds,
+        batch_seconds=settings.writer_batch_seconds, disk=disk,
     )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Each serving process holds the data folder's lock: `restore` is refused while it runs.
+        with backup.serving(settings.data_dir):
+            async with _running(app):
+                yield
+
+    @asynccontextmanager
+    async def _running(app: FastAPI) -> AsyncIterator[None]:
         await hub.start()
         writer.start()
         scrubber = asyncio.create_task(keep_scrubbing(db), name="scrubber")
@@ -212,6 +255,9 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     app.state.hub = hub
     app.state.writer = writer
     app.state.keys = keys
+    app.state.disk = disk
+    # /readyz reads the database under its own watchdog: a probe on a dead connection answers 503.
+    app.state.probe = Watchdog(seconds=READY_PROBE_SECONDS, name="readiness-probe")
     app.state.guard = GuessGuard()
 
     @app.exception_handler(DomainError)
@@ -262,21 +308,6 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
         problem = Problem("request_invalid", {"error": "数值超出范围 (a number is out of range)"})
         return error_response(request, problem, 422)
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> Response:
-        # Type only: a message could quote a token or a ballot.
-        log.error(
-            "unexpected %s on %s %s",
-            type(exc).__name__,
-            request.method,
-            getattr(request.scope.get("route"), "path", "?"),
-        )
-        if wants_page(request):
-            error = DomainError("internal")
-            error.status = 500
-            return message_page(request, error)
-        return error_response(request, Problem("internal"), 500)
-
     app.openapi = lambda: documented(app)  # type: ignore[method-assign]
     # The phones' hot route straight on the app, first: no included router to walk before it.
     for route in api.ballots_router.routes:
@@ -307,6 +338,8 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
         https_only=settings.base_url.startswith("https://"),
     )
     app.add_middleware(CompressExceptSubmits)
+    # Outermost of ours: whatever escapes the app is answered with an id, and logged without a traceback.
+    app.add_middleware(CatchUnexpected)
     return app
 
 
@@ -328,4 +361,11 @@ def app_from_env() -> FastAPI:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # Whoever turns uvicorn's access log on still gets no ballot code in it.
     logging.getLogger("uvicorn.access").addFilter(RedactPhonePaths())
-    return create_app(get_settings())
+    app = create_app(get_settings())
+    # Everything made so far (some 100,000 objects: the imported modules, the app, its routes and
+    # models) lives as long as the process. Left to the collector, each full collection walks them
+    # all, and the first ones come with the first burst of ballots: 100-200 ms with the event loop
+    # stopped, the slow first second of a meeting (issue #13). Frozen, they are never walked again.
+    gc.collect()
+    gc.freeze()
+    return app

@@ -10,7 +10,7 @@ import datetime as dt
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field as PydanticField, model_validator
-from sqlalchemy import Column, ForeignKeyConstraint, Index, LargeBinary, Text
+from sqlalchemy import BigInteger, Column, ForeignKeyConstraint, Index, LargeBinary, Text
 from sqlmodel import Field, SQLModel
 
 from app.localtime import as_utc
@@ -184,10 +184,13 @@ class Result(SQLModel, table=True):
     figures: str = Field(sa_column=Column(Text, nullable=False))
     digest: str = Field(max_length=64)
     ballot_count: int
+    # The database's clock at the close (store.clock), not the application host's.
     created_at: dt.datetime = Field(default_factory=utcnow)
     # The rater groups' true counts and which were shown apart (app.disclosure.Breakdown as JSON),
     # so that a later version can be held to it. Counts only.
     breakdown: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # The order in which results were frozen (store.clock.next_result_number): the export's cursor.
+    seq: int = Field(sa_column=Column(BigInteger, nullable=False, unique=True))
 
 
 class AuditEvent(SQLModel, table=True):
@@ -514,6 +517,9 @@ class ErrorBody(BaseModel):
     code: str
     detail: str
     problems: list[str] = []
+    error_id: str | None = PydanticField(
+        default=None, description="on a 500 only: the id of the server's log line, to quote to its administrator"
+    )
 
 
 # ---- results export and webhooks -------------------------------------------------------------

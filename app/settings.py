@@ -53,6 +53,14 @@ class Settings(BaseSettings):
     # How often an open meeting's sealed ballots may be mixed into the box (and its live figures
     # move), unless many are waiting (app.writer). Tests set 0 to mix as soon as a group is due.
     mix_interval_seconds: float = 1.0
+    # A connection whose request head has not arrived this long after it opened (or after its first
+    # byte) is closed; a worker takes at most max_connections at once and answers 503 past them
+    # (lowered at start to what the open-file limit allows; see app.serving.Limits).
+    request_head_seconds: float = 20.0
+    max_connections: int = 2000
+    # How long the ballot writer waits for one batch before it abandons it as stuck on a dead
+    # database connection and runs it again on a fresh one. Unset: the backend's bound (app.db).
+    writer_batch_seconds: float | None = None
     # Webhooks: the first retry waits webhook_backoff_seconds, each next one twice as long up to
     # webhook_backoff_max_seconds; a delivery is retried for webhook_retry_hours before it is
     # given up (the issue asks for at least 24 hours). Tests set these to fractions of a second.

@@ -24,7 +24,6 @@ import httpx
 
 from app import store
 from app.db import Database
-from app.models import utcnow
 from app.settings import Settings
 
 log = logging.getLogger("onsite_ballot.webhooks")
@@ -164,12 +163,10 @@ class WebhookWorker:
     def _claim(self) -> list[store.ClaimedDelivery]:
         # A lock-free look first: on SQLite a claim takes the database's write lock.
         with self._database.reading() as conn:
-            if not store.has_due_deliveries(conn=conn, now=utcnow()):
+            if not store.has_due_deliveries(conn=conn):
                 return []
         with self._database.session() as session:
-            return store.claim_deliveries(
-                session=session, now=utcnow(), lease_seconds=self.lease_seconds, limit=CLAIM_BATCH
-            )
+            return store.claim_deliveries(session=session, lease_seconds=self.lease_seconds, limit=CLAIM_BATCH)
 
     async def _deliver(self, client: httpx.AsyncClient, delivery: store.ClaimedDelivery) -> None:
         body = delivery.payload.encode("utf-8")
@@ -191,15 +188,16 @@ class WebhookWorker:
     def _record(
         self, delivery: store.ClaimedDelivery, status_code: int | None, error: str | None, duration_ms: int
     ) -> None:
-        now = utcnow()
-        decision = decide(
-            attempt=delivery.attempt,
-            status_code=status_code,
-            now=now,
-            retry_from=delivery.retry_from,
-            settings=self._settings,
-        )
         with self._database.session() as session:
+            # The retry window and the backoff run on the database's clock, as the claim did.
+            now = store.database_now(session)
+            decision = decide(
+                attempt=delivery.attempt,
+                status_code=status_code,
+                now=now,
+                retry_from=_aware(delivery.retry_from),
+                settings=self._settings,
+            )
             store.record_delivery_attempt(
                 session=session,
                 delivery_id=delivery.id,
@@ -213,3 +211,8 @@ class WebhookWorker:
             )
         if decision.status == "failed":
             log.warning("webhook delivery %s given up after %d attempts", delivery.id, delivery.attempt)
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    # SQLite hands datetimes back without a zone; they were written in UTC.
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)

@@ -5,7 +5,8 @@ serialises on the disk. Here each request puts its ballot on a queue and waits; 
 everything waiting (and the rest of a burst still arriving, see _gather), spends the codes and
 keeps the ballots sealed in one transaction on a worker thread, and answers every request only
 after that transaction is on disk. A batch that fails as a whole is retried ballot by ballot, so
-one bad ballot cannot sink the others.
+one bad ballot cannot sink the others; a batch stuck on a dead database connection is abandoned
+by its watchdog and run once more on a fresh one.
 
 Between batches the same task mixes: once 2K ballots of a meeting wait sealed, it moves all but K
 of them into the box in a transaction of its own (app.store.box), at most once a second per
@@ -19,12 +20,16 @@ import logging
 import time
 from contextlib import suppress
 
+from sqlalchemy.exc import InterfaceError, OperationalError, TimeoutError as PoolTimeout
+
 from app import store
 from app.db import Database
 from app.disclosure import mix_due
+from app.disk import DiskState, is_disk_full
 from app.errors import DomainError
 from app.live import Hub
 from app.sealing import ServerKeys
+from app.watchdog import Abandoned, Stuck, Watchdog
 
 log = logging.getLogger("onsite_ballot.writer")
 
@@ -37,11 +42,17 @@ GATHER_SLICE_SECONDS = 0.001
 # A batch slower than this is logged: the disk or the database is making phones wait (a busy
 # server stores a batch of 64 in about 0.1 s).
 SLOW_BATCH_SECONDS = 0.25
-# A meeting is mixed at most this often while it is open (settings.mix_interval_seconds): each
-# mix is a publication of the live figures and a transaction of its own, and once a second is as
-# often as a dashboard can show; unless this many ballots wait sealed: a mix's work grows with its size, and a large one
-# would hold up the next batch's phones.
+# A batch running longer than this makes /readyz answer 503 ("writer_stuck") until it ends or its
+# watchdog abandons it: a load balancer sends new phones to another worker meanwhile. Ten times
+# the slowest batch seen on a busy server, and above a batch over a 200 ms network (about 2 s).
+STALLED_BATCH_SECONDS = 3.0
+# A meeting is mixed at most once per settings.mix_interval_seconds while it is open: each mix is
+# a publication of the live figures and a transaction of its own, and once a second is as often
+# as a dashboard can show; unless this many ballots wait sealed, as a mix's work grows with its
+# size and a large one would hold up the next batch's phones.
 MIX_AT_ONCE = 256
+
+Waiting = tuple[store.Submission, asyncio.Future[store.Outcome]]
 
 
 class WriterUnavailable(RuntimeError):
@@ -50,9 +61,18 @@ class WriterUnavailable(RuntimeError):
 
 class BallotWriter:
     def __init__(
-        self, database: Database, *, k: int, keys: ServerKeys, hub: Hub | None = None, mix_interval: float = 1.0
+        self,
+        database: Database,
+        *,
+        k: int,
+        keys: ServerKeys,
+        hub: Hub | None = None,
+        mix_interval: float = 1.0,
+        batch_seconds: float | None = None,
+        disk: DiskState | None = None,
     ) -> None:
         self._database = database
+        self._disk = disk or DiskState(None)
         self._k = k
         self._keys = keys
         self._hub = hub
@@ -63,10 +83,23 @@ class BallotWriter:
         self._mixed_at: dict[int, float] = {}
         self._stopped = False
         # Ballots waiting, and None when a mix falls due with no ballot to wake the writer.
-        self._queue: asyncio.Queue[tuple[store.Submission, asyncio.Future[store.Outcome]] | None] = asyncio.Queue()
+        self._queue: asyncio.Queue[Waiting | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        # A batch that outlives this bound is on a dead connection: abandoned, and run once more.
+        self._watchdog = Watchdog(
+            seconds=batch_seconds or database.batch_seconds, name="ballot-writer", patience=STALLED_BATCH_SECONDS
+        )
+
+    @property
+    def health(self) -> str:
+        """"ok"; "stuck" while a batch runs past STALLED_BATCH_SECONDS, or after one was abandoned
+        until another finishes; "stopped" when the writer is not running."""
+        if self._stopped or (self._task is not None and self._task.done()):
+            return "stopped"
+        return "ok" if self._watchdog.healthy else "stuck"
 
     def start(self) -> None:
+        self._stopped = False  # an app's lifespan can run more than once (some test transports)
         self._task = asyncio.create_task(self._run(), name="ballot-writer")
 
     async def stop(self) -> None:
@@ -76,6 +109,7 @@ class BallotWriter:
             with suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        self._watchdog.close()
 
     async def submit(self, submission: store.Submission) -> store.Outcome:
         if self._task is None and not self._stopped:
@@ -87,7 +121,15 @@ class BallotWriter:
         await self._queue.put((submission, future))
         return await future
 
-    async def _gather(self) -> list[tuple[store.Submission, asyncio.Future[store.Outcome]]]:
+    async def idle(self) -> None:
+        """Return once nothing waits: no ballot queued, no batch being written, no mix due now.
+
+        For tests and for an orderly stop; a mix planned for later (the interval) does not count."""
+        loop = asyncio.get_running_loop()
+        while not self._queue.empty() or self._working or any(when <= loop.time() for when in self._due.values()):
+            await asyncio.sleep(0.002)
+
+    async def _gather(self) -> list[Waiting]:
         """The next batch: what is waiting, and the rest of a burst that is still arriving.
 
         A burst of submits reaches the queue one request at a time, as the event loop parses
@@ -96,12 +138,13 @@ class BallotWriter:
         commit) near that of 20 ballots. So the writer waits in slices of GATHER_SLICE_SECONDS
         for as long as the loop is busy (a slice ends late) or a slice brings more ballots, never
         longer than GATHER_SECONDS in all. A lone ballot on a quiet server waits one slice.
+        An empty batch: a mix fell due with no ballot to wake the writer (see _schedule).
         """
         loop = asyncio.get_running_loop()
         first = await self._queue.get()
         self._working = True
         if first is None:
-            return []  # a mix fell due (see _schedule)
+            return []
         batch = [first]
         deadline = loop.time() + GATHER_SECONDS
         while True:
@@ -119,23 +162,14 @@ class BallotWriter:
 
     async def _run(self) -> None:
         try:
-            await asyncio.to_thread(self._mix, self._recover())
+            await self._watchdog.run(lambda: self._mix(self._recover()))
         except Exception as exc:
             log.error("mixing after a restart failed: %s", type(exc).__name__)
         while True:
             self._working = False
             batch = await self._gather()
             if batch:
-                try:
-                    spent = await asyncio.to_thread(self._write, [sub for sub, _ in batch])
-                except Exception as exc:
-                    # The exception's type only: its text could quote a token.
-                    log.error("ballot writer failed: %s", type(exc).__name__)
-                    spent = store.Spent([store.Outcome(error=WriteFailed("internal"))] * len(batch), {})
-                for (_, future), outcome in zip(batch, spent.outcomes, strict=True):
-                    if not future.done():
-                        future.set_result(outcome)
-                self._schedule(spent.sealed)
+                await self._answer(batch)
             now = asyncio.get_running_loop().time()
             ready = sorted(meeting for meeting, when in self._due.items() if when <= now)
             if ready:
@@ -143,22 +177,37 @@ class BallotWriter:
                     del self._due[meeting]
                     self._mixed_at[meeting] = now
                 try:
-                    await asyncio.to_thread(self._mix, ready)
+                    await self._watchdog.run(lambda due=ready: self._mix(due))  # type: ignore[misc]
                 except Exception as exc:
-                    # The ballots stay sealed and safe; the next batch of the meeting tries again.
+                    # The ballots stay sealed and safe; the meeting's next batch schedules it again.
                     log.error("mixing failed: %s", type(exc).__name__)
 
-    async def idle(self) -> None:
-        """Return once nothing waits: no ballot queued, no batch being written, no mix due now.
+    async def _answer(self, batch: list[Waiting]) -> None:
+        try:
+            spent = await self._store([sub for sub, _ in batch])
+            self._disk.wrote()
+        except Exception as exc:
+            # The exception's type only: its text could quote a token.
+            log.error("ballot writer failed: %s", type(exc).__name__)
+            reason = "internal"
+            if is_disk_full(exc):
+                self._disk.failed()
+                reason = "disk_full"
+            spent = store.Spent([store.Outcome(error=WriteFailed(reason))] * len(batch), {})
+        for (_, future), outcome in zip(batch, spent.outcomes, strict=True):
+            if not future.done():
+                future.set_result(outcome)
+        self._schedule(spent.sealed)
 
-        For tests and for an orderly stop; a mix planned for later (the interval) does not count."""
-        loop = asyncio.get_running_loop()
-        while (
-            not self._queue.empty()
-            or self._working
-            or any(when <= loop.time() for when in self._due.values())
-        ):
-            await asyncio.sleep(0.002)
+    async def _store(self, submissions: list[store.Submission]) -> store.Spent:
+        """Write a batch on the watchdog's thread. A batch abandoned on a dead connection is run once
+        more, on a fresh one: a code its first run spent (if that run committed) answers "already
+        counted", so each ballot is stored once and each phone told once."""
+        try:
+            return await self._watchdog.run(lambda: self._write(submissions))
+        except Stuck:
+            log.warning("a batch of %d ballots was abandoned; running it again", len(submissions))
+        return await self._watchdog.run(lambda: self._write(submissions))
 
     def _schedule(self, sealed: dict[int, int]) -> None:
         """Note the meetings that have a group to mix, and when they may be mixed."""
@@ -183,7 +232,8 @@ class BallotWriter:
             return store.meetings_due(conn=conn, k=self._k)
 
     def _mix(self, meetings: list[int]) -> None:
-        """Mix each due meeting in a transaction of its own, and tell its dashboards."""
+        """Mix each due meeting in a transaction of its own, and tell its dashboards. Safe to run
+        again after an abandoned run: it mixes what is still sealed, if a group is still due."""
         mixed = set()
         for meeting in meetings:
             with self._database.writing() as conn:
@@ -210,7 +260,7 @@ class BallotWriter:
         try:
             return self._commit(submissions)
         except Exception as exc:
-            if len(submissions) == 1:
+            if len(submissions) == 1 or _database_unavailable(exc):
                 raise
             log.warning("batch of %d failed (%s); retrying one by one", len(submissions), type(exc).__name__)
         outcomes: list[store.Outcome] = []
@@ -251,6 +301,12 @@ async def keep_scrubbing(database: Database) -> None:
             except Exception as exc:
                 log.error("scrub failed: %s", type(exc).__name__)
         await asyncio.sleep(SCRUB_RETRY_SECONDS)
+
+
+def _database_unavailable(exc: Exception) -> bool:
+    """The database, not a ballot, failed (a lost connection, a lock held too long, a full disk):
+    the same would fail each ballot again, so the batch's phones hear 503 at once."""
+    return isinstance(exc, (OperationalError, InterfaceError, PoolTimeout, Abandoned))
 
 
 def _changed(outcomes: list[store.Outcome]) -> set[int]:

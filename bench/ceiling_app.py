@@ -10,6 +10,8 @@ without touching a database. Run it under the same launcher and worker count as 
 
 from __future__ import annotations
 
+import gc
+
 from fastapi import FastAPI, Request
 
 from app.errors import DomainError, NotFound
@@ -42,4 +44,7 @@ def create_ceiling() -> FastAPI:
         return {"status": "ok"}
 
     app.add_middleware(BodyLimit, limit=Settings().max_body_bytes)
+    # As app.main.app_from_env does for the service: the objects of the start are never walked again.
+    gc.collect()
+    gc.freeze()
     return app

@@ -162,3 +162,13 @@ def test_units_that_exist_get_a_time_when_past_reviews_are_added(database: Datab
         years = conn.execute(text("SELECT count(*) FROM unit_review_year")).scalar_one()
     assert created is not None and years == 0
     assert at_head(database.write)
+
+
+def test_migration_files_sort_in_the_order_they_apply() -> None:
+    """A reader listing migrations/versions sees them in the order Alembic applies them."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    applied = [Path(revision.path).name for revision in reversed(list(script.walk_revisions()))]
+    listed = sorted(path.name for path in Path(script.versions).glob("*.py"))
+    assert applied == listed

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import io
 from decimal import Decimal
 from fractions import Fraction
@@ -215,7 +214,7 @@ def test_cursor_pages_are_stable_and_since_finds_a_reclose(client: TestClient, a
         ("yaer=2026", "results_unknown_filter",
          "不支持的查询参数 yaer；可用：year, category, unit, since, cursor, limit, format, table"),
         ("cursor=not-a-cursor", "results_cursor", "cursor 无效：请使用上一页返回的 next_cursor 原样传回"),
-        ("cursor=" + encode_cursor(dt.datetime(2026, 1, 1, tzinfo=dt.UTC), 1)[:-3], "results_cursor",
+        ("cursor=" + encode_cursor(1)[:-3], "results_cursor",
          "cursor 无效：请使用上一页返回的 next_cursor 原样传回"),
         ("format=pdf", "results_format", "格式 pdf 无效，可选：json、csv、xlsx"),
         ("table=ballots&format=csv", "results_table", "表 ballots 无效，可选：results, points, groups"),
@@ -252,9 +251,11 @@ def test_filters_by_category_unit_and_year(client: TestClient, auth: dict[str, s
 
 @pytest.mark.parametrize(
     "cursor",
-    ["", "e30", "eyJ2IjogMiwgImF0IjogIjIwMjYtMDEtMDFUMDA6MDA6MDArMDA6MDAiLCAibSI6IDF9",  # {} ; v=2
-     "eyJ2IjogMSwgImF0IjogIjIwMjYtMDEtMDFUMDA6MDA6MDAiLCAibSI6IDF9",  # naive time
-     "eyJ2IjogMSwgImF0IjogIjIwMjYtMDEtMDFUMDA6MDA6MDArMDA6MDAiLCAibSI6IHRydWV9",  # m = true
+    ["", "e30", "eyJ2IjogMn0",  # {} ; v=2 without a number
+     "eyJ2IjogMiwgInMiOiB0cnVlfQ",  # s = true
+     "eyJ2IjogMiwgInMiOiAtMX0",  # s = -1
+     "eyJ2IjogMiwgInMiOiAiNyJ9",  # s = "7"
+     "eyJ2IjogMywgInMiOiA3fQ",  # v = 3
      "%%%", "eyJ2Ijog"],
 )
 def test_malformed_cursors_are_refused(cursor: str) -> None:
@@ -263,9 +264,19 @@ def test_malformed_cursors_are_refused(cursor: str) -> None:
     assert caught.value.problem.code == "results_cursor"
 
 
+@pytest.mark.parametrize(
+    "cursor",
+    ["eyJ2IjogMSwgImF0IjogIjIwMjYtMDEtMDFUMDA6MDA6MDArMDA6MDAiLCAibSI6IDF9",  # as version 1 made them
+     "eyJ2IjogMSwgImF0IjogIjIwMjYtMDEtMDFUMDA6MDA6MDAiLCAibSI6IDF9"],  # a naive time, refused by version 1 too
+)
+def test_cursors_of_version_1_are_refused_as_old(cursor: str) -> None:
+    with pytest.raises(Invalid) as caught:
+        decode_cursor(cursor)
+    assert caught.value.problem.code == "results_cursor_old"
+
+
 def test_cursor_round_trip() -> None:
-    at = dt.datetime(2026, 12, 3, 3, 41, 7, 512000, tzinfo=dt.UTC)
-    assert decode_cursor(encode_cursor(at, 42)) == (at, 42)
+    assert decode_cursor(encode_cursor(42)) == 42
 
 
 # ---- who may read -------------------------------------------------------------------------------

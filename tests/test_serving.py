@@ -28,7 +28,14 @@ def two_workers(tmp_path: Path) -> Iterator[Server]:
 
 
 def workers(server: Server) -> list[int]:
-    return sorted(pid for pid in server.pids() if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes())
+    return sorted(pid for pid in server.pids() if b"spawn_main" in cmdline(pid))
+
+
+def cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:  # the process ended between the listing and this read
+        return b""
 
 
 def established(pid: int, port: int) -> int:

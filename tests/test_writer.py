@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable, Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, text
 
-from app import store
+from app import cli, store
 from app.db import Database
 from app.models import Ballot, SealedBallot, Turnout
 from app.store import ballots
 from app.writer import BallotWriter
-from tests.conftest import ALL_A, KEYS, mint, open_meeting
+from tests.conftest import ALL_A, KEYS, TEST_SECRET, mint, open_meeting
 
 
 class RecordingWriter(BallotWriter):
@@ -125,3 +126,80 @@ def test_postgresql_finds_a_batchs_codes_by_index_not_by_scanning_them_all(
             assert "Seq Scan on ballot_token" not in plan, plan
             assert "pk_ballot_token" in plan, plan
         conn.rollback()
+
+
+# The code whose spend cannot be stored: the ballot itself is sealed, so the test poisons its code.
+POISON_CODE = "PQSNED2345"
+
+
+@pytest.fixture
+def poisoned_box(database: Database) -> Iterator[Callable[[], None]]:
+    """The spend of POISON_CODE cannot be stored. On PostgreSQL a deferred constraint trigger
+    refuses it at COMMIT, so that the batch's commit itself fails; SQLite has no deferred triggers,
+    so there its update fails, within the same batch."""
+    poisoned = KEYS.code_hash(POISON_CODE)
+    with database.writing() as conn:
+        if database.is_sqlite:
+            conn.execute(text("CREATE TRIGGER poison BEFORE UPDATE ON ballot_token"
+                              f" WHEN NEW.hash = '{poisoned}' AND NEW.used BEGIN SELECT RAISE(ABORT, 'poisoned'); END"))
+        else:
+            conn.execute(text("CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+                              f" IF NEW.hash = '{poisoned}' AND NEW.used THEN RAISE EXCEPTION 'poisoned'; END IF;"
+                              " RETURN NULL; END $$"))
+            conn.execute(text("CREATE CONSTRAINT TRIGGER poison AFTER UPDATE ON ballot_token DEFERRABLE"
+                              " INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_poison()"))
+    cured = []
+
+    def cure() -> None:
+        if not cured:
+            with database.writing() as conn:
+                conn.execute(text("DROP TRIGGER poison" + ("" if database.is_sqlite else " ON ballot_token")))
+                if not database.is_sqlite:
+                    conn.execute(text("DROP FUNCTION refuse_poison()"))
+            cured.append(True)
+
+    try:
+        yield cure
+    finally:
+        cure()
+
+
+def test_a_batch_whose_commit_fails_is_retried_one_by_one(
+    client: TestClient, auth: dict[str, str], database: Database, poisoned_box: Callable[[], None],
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    meeting = open_meeting(client, auth)
+    codes = mint(client, auth, meeting["id"], 5)
+    with database.writing() as conn:  # the third card carries the poisoned code
+        conn.execute(text("UPDATE ballot_token SET hash = :p WHERE hash = :h"),
+                     {"p": KEYS.code_hash(POISON_CODE), "h": KEYS.code_hash(codes[2])})
+    codes[2] = POISON_CODE
+    writer = RecordingWriter(database)
+    answers = [{**ALL_A, "p01": grade} for grade in "ABCDA"]
+
+    async def together() -> list[store.Outcome]:
+        try:
+            return await asyncio.gather(*(
+                writer.submit(store.Submission(code=code, answers=a, comment=None))
+                for code, a in zip(codes, answers, strict=True)))
+        finally:
+            await writer.stop()
+
+    outcomes = asyncio.run(together())
+    assert writer.batches == [5]  # one batch, whose commit failed, then each ballot on its own
+    assert [o.status for o in outcomes] == ["counted", "counted", None, "counted", "counted"]
+    failed = outcomes[2].error
+    assert failed is not None and (failed.status, failed.problem.code) == (503, "internal")
+    with database.reading() as conn:
+        assert conn.execute(select(func.count()).select_from(SealedBallot)).scalar_one() == 4
+        assert conn.execute(text("SELECT count(*) FROM ballot_token WHERE used")).scalar_one() == 4
+        assert conn.execute(select(Turnout.ballots)).scalar_one() == 4
+    poisoned_box()
+    # The refused phone still holds its code: sent again once the fault is gone, it counts.
+    r = client.post("/api/v1/ballots", json={"token": codes[2], "answers": answers[2]})
+    assert r.status_code == 201
+    assert client.post(f"/api/v1/meetings/{meeting['id']}/close", headers=auth).status_code == 200
+    monkeypatch.setenv("ONSITE_BALLOT_DATABASE_URL", database.url)
+    monkeypatch.setenv("ONSITE_BALLOT_SECRET_KEY", TEST_SECRET)
+    assert cli.main(["verify", str(meeting["id"])]) == 0
+    assert "MATCH" in capsys.readouterr().out

@@ -147,13 +147,16 @@ def redirect(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
 
 
-def message_page(request: Request, error: DomainError, principal: Principal | None = None) -> HTMLResponse:
+def message_page(
+    request: Request, error: DomainError, principal: Principal | None = None, *, error_id: str | None = None
+) -> HTMLResponse:
     """A plain page for an error on a console page: what went wrong and a way back."""
     back = request.headers.get("referer") or "/meetings"
-    titles = {401: "需要登录", 403: "无权访问", 404: "找不到", 409: "当前无法操作", 413: "内容过大"}
+    titles = {401: "需要登录", 403: "无权访问", 404: "找不到", 409: "当前无法操作", 413: "内容过大",
+              500: "服务器出错", 503: "服务暂时不可用"}
     return render(
         request, "organizer/message.html", principal, status=error.status,
-        title=titles.get(error.status, "输入有误"), message=error.message("zh"), back=back,
+        title=titles.get(error.status, "输入有误"), message=error.message("zh"), back=back, error_id=error_id,
     )
 
 

@@ -113,10 +113,13 @@ def list_results(
 ) -> Response | ResultPage:
     """Every closed meeting's frozen result (its latest version), in the order of closing.
 
-    Page with `cursor` (stable: new closes come after the last page); fetch only what changed with
-    `since`. With several server processes two closes may commit out of their time order, so pass
-    `since` a minute before the largest `closed_at` you hold and keep results by (meeting_id,
-    result_version): a record seen twice is the same record. A reopened meeting drops out until it
+    Page with `cursor`: results are numbered in the order they were frozen, whichever server froze
+    them, so a cursor neither repeats nor skips one when more meetings close meanwhile; keep the
+    last page's cursor and ask again to get only what is new. `since` compares `closed_at`, the
+    database's clock at the close: pass a minute before the largest `closed_at` you hold and keep
+    results by (meeting_id, result_version), since two closes of that minute may commit in either
+    order. A cursor made before the upgrade that numbered results answers 422
+    `results_cursor_old`: start again from the first page. A reopened meeting drops out until it
     closes again, as a new `result_version`; the webhook `meeting.reopened` says so at once.
     CSV and XLSX hold every matching result unless `limit` is given; then the header
     `X-Next-Cursor` carries the cursor.
@@ -126,7 +129,7 @@ def list_results(
     if table not in TABLES:
         raise Invalid("results_table", table=table, allowed=", ".join(TABLES))
     page = limit or (DEFAULT_PAGE if kind == "json" else None)
-    records = store.list_results(
+    numbered = store.results_page(
         session=session,
         year=year,
         category=category,
@@ -136,9 +139,10 @@ def list_results(
         limit=page + 1 if page is not None else None,
     )
     next_cursor = None
-    if page is not None and len(records) > page:
-        records = records[:page]
-        next_cursor = encode_cursor(records[-1].closed_at, records[-1].meeting_id)
+    if page is not None and len(numbered) > page:
+        numbered = numbered[:page]
+        next_cursor = encode_cursor(numbered[-1][0])
+    records = [record for _, record in numbered]
     if kind == "json":
         return ResultPage(results=records, next_cursor=next_cursor)
     headers = {"X-Next-Cursor": next_cursor} if next_cursor else {}

@@ -9,9 +9,6 @@ gathers their public names, so that callers write ``store.close_meeting(...)`` w
 from __future__ import annotations
 
 from app.figures import group_specs as group_specs
-
-# Tests move the clock of the webhook outbox through this name.
-from app.models import utcnow as utcnow
 from app.store.accounts import (
     authenticate_api_key as authenticate_api_key,
     change_password as change_password,
@@ -59,6 +56,7 @@ from app.store.box import (
     pending_count as pending_count,
     scrub as scrub,
 )
+from app.store.clock import database_now as database_now
 from app.store.codes import (
     mint_token_batches as mint_token_batches,
     mint_tokens as mint_tokens,
@@ -114,6 +112,7 @@ from app.store.results import (
     overview_units as overview_units,
     record_delivery_attempt as record_delivery_attempt,
     resend_delivery as resend_delivery,
+    results_page as results_page,
     unit_year_result as unit_year_result,
 )
 from app.store.units import (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import math
 import secrets
 from collections.abc import Sequence
 
@@ -15,9 +16,9 @@ from app.errors import Conflict, Invalid, NotFound, Unauthorized
 from app.models import (
     ApiKey,
     User,
-    utcnow,
 )
 from app.store.base import API_KEY_PREFIX, API_SCOPES, audit
+from app.store.clock import database_now
 from app.store.units import _category_keys
 
 
@@ -155,15 +156,24 @@ def count_users(*, session: Session) -> int:
 
 
 def sign_in(*, session: Session, username: str, password: str, now: dt.datetime | None = None) -> User:
-    """The user, or SignInFailed; repeated failures lock the account for a while."""
-    now = now or utcnow()
+    """The user, or SignInFailed; repeated failures lock the account for a while.
+
+    The lock is timed on the database's clock, which every worker shares; a lock whose end lies
+    further ahead than its length (the clock went back) is shortened to its length from now.
+    """
+    now = now or database_now(session)
     user = session.scalars(select(User).where(col(User.username) == username.strip())).first()
     if user is None or not user.active:
         auth.verify_password(_DUMMY_HASH, password)  # same work either way: no user enumeration by timing
         raise Unauthorized("sign_in_failed")
     locked_until = _aware(user.locked_until)
-    if auth.is_locked(locked_until, now):
-        raise Unauthorized("sign_in_locked", minutes=int((locked_until - now).total_seconds() // 60) + 1)  # type: ignore[operator]
+    lock_end = auth.lock_end(locked_until, now)
+    if lock_end is not None:
+        if lock_end != locked_until:
+            user.locked_until = lock_end
+            session.add(user)
+            session.commit()
+        raise Unauthorized("sign_in_locked", minutes=math.ceil((lock_end - now).total_seconds() / 60))
     if not auth.verify_password(user.password_hash, password):
         user.failed_logins, user.locked_until = auth.after_failure(user.failed_logins, now)
         session.add(user)

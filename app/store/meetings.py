@@ -41,13 +41,13 @@ from app.models import (
     Unit,
     WebhookDelivery,
     WebhookEndpoint,
-    utcnow,
 )
 from app.scoring import canonical_json
 from app.sealing import ServerKeys, new_salt
 from app.store import box
 from app.store.ballot_templates import get_template
 from app.store.base import DEFAULT_GROUPS, audit
+from app.store.clock import database_now, next_result_number
 from app.store.units import create_unit, find_unit
 from app.tally import Snapshot
 
@@ -238,6 +238,8 @@ def close_meeting(
         digest=ballot_set_digest(ballots),
         ballot_count=len(ballots),
         breakdown=breakdown_to_json(shown),
+        created_at=database_now(session),
+        seq=next_result_number(session),
     )
     session.add(result)
     meeting.state = "closed"
@@ -461,7 +463,7 @@ def enqueue_result_event(
         assert result is not None, "only a meeting closed before has events"
     unit, category = unit_of(session=session, meeting=meeting)
     record = result_record(meeting=meeting, unit=unit, category=category, result=result)
-    now = utcnow()
+    now = database_now(session)
     for endpoint in endpoints:
         delivery_id = str(uuid.uuid4())
         body = WebhookBody(event=event, delivery_id=delivery_id, occurred_at=now, result=record)

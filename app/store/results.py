@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from sqlalchemy import Connection, and_, func, or_, select, update
+from sqlalchemy import Connection, and_, func, select, update
 from sqlmodel import Session, col
 
 from app.disclosure import Breakdown
@@ -24,12 +24,12 @@ from app.models import (
     WebhookAttempt,
     WebhookDelivery,
     WebhookEndpoint,
-    utcnow,
 )
 from app.overview import UnitYears, window as review_window
 from app.store.ballot_templates import get_template
 from app.store.base import audit
 from app.store.box import meeting_ballots
+from app.store.clock import database_now
 from app.store.meetings import get_meeting, latest_result, results_of, unit_of
 from app.store.units import _category_keys, categories, find_unit, list_units, review_years
 from app.templates import BallotTemplate
@@ -69,15 +69,34 @@ def list_results(
     category: str | None = None,
     unit: str | None = None,
     since: dt.datetime | None = None,
-    after: tuple[dt.datetime, int] | None = None,
+    after: int | None = None,
     limit: int | None = None,
 ) -> list[ResultRecord]:
-    """Every closed meeting's latest result, in the order of closing, then of meeting id.
+    """Every closed meeting's latest result, in the order of closing (see ``results_page``)."""
+    numbered = results_page(
+        session=session, year=year, category=category, unit=unit, since=since, after=after, limit=limit
+    )
+    return [record for _, record in numbered]
 
-    A result's place depends on when it was closed only, so a client paging with a cursor neither
-    repeats nor skips a result when more meetings close meanwhile. A reopened meeting leaves the
-    list until it closes again; it then returns as a new version with a later close time, which
-    ``since`` finds.
+
+def results_page(
+    *,
+    session: Session,
+    year: int | None = None,
+    category: str | None = None,
+    unit: str | None = None,
+    since: dt.datetime | None = None,
+    after: int | None = None,
+    limit: int | None = None,
+) -> list[tuple[int, ResultRecord]]:
+    """Every closed meeting's latest result in the order the results were frozen, each with its
+    number (what a cursor after it holds).
+
+    The order is that of a number given at each close under a lock held to its commit
+    (store.clock.next_result_number), never a clock: a client paging with a cursor neither repeats
+    nor skips a result when more meetings close meanwhile, whichever host closed them. A reopened
+    meeting leaves the list until it closes again; it then returns as a new version with a later
+    number, and a later close time (the database's clock), which ``since`` finds.
     """
     check_result_filters(session=session, category=category, unit=unit)
     query = _latest_results()
@@ -90,18 +109,12 @@ def list_results(
     if since is not None:
         query = query.where(col(Result.created_at) > since)
     if after is not None:
-        at, meeting_id = after
-        query = query.where(
-            or_(
-                col(Result.created_at) > at,
-                and_(col(Result.created_at) == at, col(Result.meeting_id) > meeting_id),
-            )
-        )
-    query = query.order_by(col(Result.created_at), col(Result.meeting_id))
+        query = query.where(col(Result.seq) > after)
+    query = query.order_by(col(Result.seq))
     if limit is not None:
         query = query.limit(limit)
     return [
-        result_record(meeting=meeting, unit=unit_row, category=category_row, result=result)
+        (result.seq, result_record(meeting=meeting, unit=unit_row, category=category_row, result=result))
         for result, meeting, unit_row, category_row in session.execute(query).all()
     ]
 
@@ -280,7 +293,7 @@ def resend_delivery(*, session: Session, actor: str, delivery_id: str) -> Delive
     endpoint = session.get(WebhookEndpoint, delivery.endpoint_id)
     if endpoint is None or not endpoint.active:
         raise Conflict("webhook_deleted", id=delivery.endpoint_id)
-    now = utcnow()
+    now = database_now(session)
     delivery.status = "pending"
     delivery.next_attempt_at = now
     delivery.retry_from = now
@@ -309,8 +322,9 @@ class ClaimedDelivery:
     created_at: dt.datetime
 
 
-def has_due_deliveries(*, conn: Session | Connection, now: dt.datetime) -> bool:
+def has_due_deliveries(*, conn: Session | Connection) -> bool:
     """A read that takes no lock: workers claim (and lock) only when something is due."""
+    now = database_now(conn)
     found = conn.execute(
         select(col(WebhookDelivery.id))
         .where(col(WebhookDelivery.status) == "pending", col(WebhookDelivery.next_attempt_at) <= now)
@@ -319,12 +333,16 @@ def has_due_deliveries(*, conn: Session | Connection, now: dt.datetime) -> bool:
     return found is not None
 
 
-def claim_deliveries(*, session: Session, now: dt.datetime, lease_seconds: float, limit: int) -> list[ClaimedDelivery]:
+def claim_deliveries(*, session: Session, lease_seconds: float, limit: int) -> list[ClaimedDelivery]:
     """Take up to ``limit`` due deliveries for this worker until the lease ends.
+
+    Due and lease are read on the database's clock (store.clock): a worker whose host's clock
+    jumps ahead must not see another's lease as ended and send the same delivery in parallel.
 
     FOR UPDATE SKIP LOCKED: workers on PostgreSQL claim disjoint rows without waiting for each
     other. SQLite has no row locks; its write transaction (BEGIN IMMEDIATE) serialises claims.
     """
+    now = database_now(session)
     rows = list(
         session.scalars(
             select(WebhookDelivery)
@@ -379,6 +397,8 @@ def record_delivery_attempt(
     status: str,
     next_attempt_at: dt.datetime | None,
 ) -> None:
+    """Log an attempt and move the schedule on. ``now`` is the database's (``database_now``), read in
+    this session before deciding, so that the retry window is measured on the clock it began on."""
     session.add(
         WebhookAttempt(
             delivery_id=delivery_id,
