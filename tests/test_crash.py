@@ -30,7 +30,7 @@ from app.store import StoredBallot, ballot_set_digest
 from app.templates import default_template, parse_answers
 from bench.client import Connection, post_json
 from bench.service import Api, Server, create_api_key, free_port, service, service_env
-from tests.conftest import PG_URL
+from tests.conftest import PG_URL, side_database
 
 pytestmark = pytest.mark.slow
 
@@ -38,7 +38,7 @@ BALLOTS = 400
 CLIENTS = 32
 # Kill once this many are acknowledged: well inside the stream, with many still in flight.
 KILL_AFTER = 120
-CRASH_DATABASE = "crashtest"
+CRASH_DATABASE = side_database("crash") if PG_URL else ""
 POINTS = [f"p{i:02d}" for i in range(1, 20)]
 
 
