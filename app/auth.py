@@ -16,6 +16,8 @@ from typing import Literal
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from app.messages import Problem
+
 Role = Literal["admin", "secretary", "viewer", "export"]
 USER_ROLES: tuple[Role, ...] = ("admin", "secretary", "viewer")
 ROLE_NAMES = {"admin": "管理员", "secretary": "分管副书记", "viewer": "只读", "export": "结果导出"}
@@ -63,12 +65,12 @@ def verify_password(stored_hash: str, password: str) -> bool:
         return False
 
 
-def password_problem(password: str, username: str) -> str | None:
-    """Why a new password is refused, in plain words; None when it is acceptable."""
+def password_problem(password: str, username: str) -> Problem | None:
+    """Why a new password is refused; None when it is acceptable."""
     if len(password) < MIN_PASSWORD_LENGTH:
-        return f"密码至少需要 {MIN_PASSWORD_LENGTH} 个字符"
+        return Problem("password_too_short", {"min": MIN_PASSWORD_LENGTH})
     if username and username.lower() in password.lower():
-        return "密码不能包含用户名"
+        return Problem("password_has_username")
     return None
 
 

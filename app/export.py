@@ -13,6 +13,7 @@ from fractions import Fraction
 
 from app.errors import Invalid, Problem
 from app.export_schema import ResultRecord
+from app.messages import Listing
 from app.models import (
     Category,
     Figure,
@@ -80,16 +81,9 @@ def figures_public(
     ]
     message = None
     if figures.status == "insufficient":
-        message = Problem(
-            "meeting_groups",
-            {
-                "error": "、".join(figures.insufficient_groups) + " 的有效票数少于 K，无法计算加权得分"
-                if lang != "en"
-                else ", ".join(figures.insufficient_groups) + " have fewer than K ballots; no weighted score"
-            },
-        ).message(lang)
+        message = Problem("figures_insufficient", {"groups": Listing(figures.insufficient_groups)}).message(lang)
     elif figures.status == "no_ballots":
-        message = "尚无有效测评票" if lang != "en" else "No valid ballots yet"
+        message = Problem("figures_no_ballots").message(lang)
     return FiguresPublic(
         ballots=figures.ballots,
         counted=figures.counted,

@@ -78,23 +78,23 @@ def _parse_rows(
         if not any(cell.strip() for cell in cells):
             continue  # Excel leaves blank lines at the end
         if len(cells) != len(HEADER):
-            problems.append(_row(index, f"应有 3 列，实有 {len(cells)} 列 (expected 3 columns, got {len(cells)})"))
+            problems.append(_row(index, [Problem("csv_columns", {"expected": len(HEADER), "count": len(cells)})]))
             continue
         code, name, category = (cell.strip() for cell in cells)
         errors = []
         if not code or len(code) > MAX_CODE:
-            errors.append(f"单位编码应为 1–{MAX_CODE} 个字符 (code must be 1–{MAX_CODE} characters)")
+            errors.append(Problem("csv_code_length", {"max": MAX_CODE}))
         if not name or len(name) > MAX_NAME:
-            errors.append(f"单位名称应为 1–{MAX_NAME} 个字符 (name must be 1–{MAX_NAME} characters)")
+            errors.append(Problem("csv_name_length", {"max": MAX_NAME}))
         if category not in categories:
-            errors.append(Problem("unit_unknown_category", {"category": category, "allowed": allowed}).message())
+            errors.append(Problem("unit_unknown_category", {"category": category, "allowed": allowed}))
         if code in first_line:
-            errors.append(Problem("csv_duplicate", {"code": code, "other": first_line[code]}).message())
+            errors.append(Problem("csv_duplicate", {"code": code, "other": first_line[code]}))
         elif code in taken_codes:
-            errors.append(Problem("unit_code_taken", {"code": code}).message())
+            errors.append(Problem("unit_code_taken", {"code": code}))
         first_line.setdefault(code, index)
         if errors:
-            problems.append(_row(index, "；".join(errors)))
+            problems.append(_row(index, errors))
         else:
             units.append(UnitRow(index, code, name, category))
     if problems:
@@ -104,5 +104,6 @@ def _parse_rows(
     return units
 
 
-def _row(line: int, error: str) -> Problem:
-    return Problem("csv_row", {"line": line, "error": error})
+def _row(line: int, errors: list[Problem]) -> Problem:
+    # The row's problems stay values: rendered in the reader's language, joined by its semicolon.
+    return Problem("csv_row", {"line": line, "error": errors})

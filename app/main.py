@@ -19,7 +19,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.db import Database, create_database
-from app.errors import DomainError, Problem, TooManyGuesses
+from app.errors import DomainError, Problem, TooManyGuesses, validation_problem
 from app.guard import GuessGuard
 from app.live import Hub
 from app.routes import (
@@ -195,16 +195,14 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
-        problems = [
-            Problem("request_invalid", {"error": f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"})
-            for err in exc.errors()
-        ]
+        problems = [validation_problem(err) for err in exc.errors()]
         return error_response(request, problems[0], 422, problems)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
-        code = "not_found" if exc.status_code == 404 else "request_invalid"
-        problem = Problem(code, {"error": exc.detail}) if code == "request_invalid" else Problem(code)
+        # Starlette's own words (exc.detail) are English: ours say the same in the reader's language.
+        code = HTTP_PROBLEMS.get(exc.status_code, "request_unreadable")
+        problem = Problem(code)
         if exc.status_code == 404 and is_phone_page(request):
             page = Page(request)
             response: Response = page.message("page_missing_title", "page_missing_body", 404,
@@ -223,7 +221,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     @app.exception_handler(OverflowError)
     async def _overflow(request: Request, exc: OverflowError) -> Response:
         # A number too large for the database's integers (an id or a year typed wrong, or a fuzzer).
-        problem = Problem("request_invalid", {"error": "数值超出范围 (a number is out of range)"})
+        problem = Problem("request_invalid", {"error": Problem("number_out_of_range")})
         return error_response(request, problem, 422)
 
     @app.exception_handler(Exception)
@@ -271,6 +269,8 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     )
     return app
 
+
+HTTP_PROBLEMS = {404: "not_found", 405: "method_not_allowed"}
 
 API_ERRORS = {
     400: "the body cannot be read", 401: "no valid API key or session", 403: "not allowed for this role",

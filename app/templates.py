@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from app.errors import Problem, invalid_with
+from app.errors import Problem, field_reason, invalid_with
 
 TOTAL_POINTS = Decimal(100)
 # Numbers are entered in half points: finer steps invite false precision on a phone.
@@ -140,15 +140,17 @@ def parse_template(data: Mapping[str, object] | str | bytes) -> BallotTemplate:
         try:
             # parse_float=Decimal: a number in the text keeps every digit it was written with.
             data = json.loads(data, parse_float=Decimal)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise invalid_with([Problem("template_invalid_json", {"error": str(exc)})]) from None
+        except json.JSONDecodeError as exc:
+            raise invalid_with([Problem("template_invalid_json", {"line": exc.lineno, "column": exc.colno})]) from None
+        except UnicodeDecodeError:
+            raise invalid_with([Problem("template_not_utf8")]) from None
     try:
         template = BallotTemplate.model_validate(data)
     except ValidationError as exc:
         problems = [
             Problem(
                 "template_field",
-                {"field": ".".join(str(part) for part in err["loc"]) or "(root)", "error": err["msg"]},
+                {"path": ".".join(str(part) for part in err["loc"]) or "(root)", "error": field_reason(err)},
             )
             for err in exc.errors()
         ]

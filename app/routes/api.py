@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from app import store
 from app.auth import Principal
 from app.errors import NotFound
+from app.messages import LANGS, render
 from app.models import (
     BallotReceipt,
     BallotSubmit,
@@ -290,14 +291,8 @@ def get_result(meeting_id: int, session: SessionDep, principal: Reader) -> Resul
 
 # ---- ballots ----------------------------------------------------------------------------------
 
-COUNTED = {
-    "zh": "您的测评票已计入。投票是匿名的，任何人都无法知道您的选择。",
-    "en": "Your ballot has been counted. It is anonymous: nobody can tell what you chose.",
-}
-ALREADY = {
-    "zh": "这张测评票此前已经计入，无需再次提交。",
-    "en": "This ballot was already counted; there is nothing more to do.",
-}
+COUNTED = {lang: render("ballot_counted", lang) for lang in LANGS}
+ALREADY = {lang: render("ballot_already", lang) for lang in LANGS}
 
 
 # The phones' one route has a router of its own, included first: 200 phones in a minute should not

@@ -16,12 +16,13 @@ from fastapi.templating import Jinja2Templates
 
 from app.auth import ROLE_NAMES, Principal
 from app.errors import DomainError
+from app.messages import TERMS
 from app.routes.access import SESSION_USER, csrf_token
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent.parent / "templates"
 templates = Jinja2Templates(directory=TEMPLATE_DIR)
 
-STATE_NAMES = {"draft": "未开始", "open": "进行中", "closed": "已结束"}
+STATE_NAMES = {state: zh for state, (zh, _) in TERMS["state"].items()}
 MODE_NAMES = {"cards": "测评卡（每人一张二维码）", "screen": "大屏二维码（现场扫码领取）"}
 ACTION_NAMES = {
     "unit.create": "添加单位", "unit.update": "修改单位", "unit.import": "导入单位",

@@ -9,6 +9,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app import auth, store
 from app.errors import DomainError, Forbidden
+from app.messages import Problem
 from app.routes.access import SESSION_CSRF, Reader, principal_of
 from app.routes.console import field_errors, flash, redirect, render, signed_in
 from app.routes.deps import SessionDep
@@ -81,7 +82,7 @@ def change_password(
 ) -> Response:
     if new != confirm:
         return render(request, "organizer/password.html", principal, status=422,
-                      errors={"confirm": "两次输入的新密码不一致"})
+                      errors={"confirm": Problem("password_confirm").message()})
     try:
         store.change_password(session=session, user_id=principal.user_id or 0, current=current, new=new)
     except DomainError as error:

@@ -144,9 +144,9 @@ def _import_bytes(file: UploadFile | None, payload: str) -> bytes:
         try:
             return base64.b64decode(payload, validate=True)
         except (binascii.Error, ValueError):
-            raise Invalid("request_invalid", error="导入内容已损坏，请重新选择文件") from None
+            raise Invalid("import_payload_damaged") from None
     if file is None or not file.filename:
-        raise Invalid("request_invalid", error="请选择一个 CSV 或 Excel（.xlsx）文件")
+        raise Invalid("import_no_file")
     data = file.file.read(MAX_IMPORT_BYTES + 1)
     if len(data) > MAX_IMPORT_BYTES:
         raise Invalid("request_too_large", limit=MAX_IMPORT_BYTES)

@@ -9,15 +9,16 @@ from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
 from sqlmodel import Session
 
+from app import i18n
 from app.errors import Problem, TooManyGuesses
+from app.i18n import Lang
 from app.settings import Settings
 from app.writer import BallotWriter
 
 
-def language(request: Request) -> str:
-    """Simplified Chinese unless the client asks for English first."""
-    accept = request.headers.get("accept-language", "").strip().lower()
-    return "en" if accept.startswith("en") else "zh"
+def language(request: Request) -> Lang:
+    """``?lang=`` first, then the client's Accept-Language, then Simplified Chinese (app.i18n)."""
+    return i18n.choose(request.query_params.get("lang"), request.headers.get("accept-language"))
 
 
 def error_response(

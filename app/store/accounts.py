@@ -11,7 +11,7 @@ from sqlalchemy import func, select, update
 from sqlmodel import Session, col
 
 from app import auth
-from app.errors import Conflict, Invalid, NotFound, Unauthorized
+from app.errors import Conflict, Invalid, NotFound, Unauthorized, invalid_with
 from app.models import (
     ApiKey,
     User,
@@ -29,7 +29,7 @@ def _key_hash(key: str) -> str:
 def create_api_key(*, session: Session, name: str, scopes: str = "admin", actor: str = "system:cli") -> str:
     name, scopes = name.strip(), " ".join(scopes.split())
     if not name:
-        raise Invalid("unit_field", field="名称 (name)")
+        raise Invalid("unit_field", field="api_key_name")
     if not scopes or any(scope not in API_SCOPES for scope in scopes.split()):
         raise Invalid("api_key_scope", scopes=scopes)
     key = API_KEY_PREFIX + secrets.token_urlsafe(32)
@@ -96,10 +96,10 @@ def create_user(
 ) -> User:
     username = username.strip()
     if not username or not display_name.strip():
-        raise Invalid("unit_field", field="用户名和姓名 (username and name)")
+        raise Invalid("unit_field", field="username" if not username else "display_name")
     problem = auth.password_problem(password, username)
     if problem:
-        raise Invalid("account_password", error=problem)
+        raise invalid_with([problem])
     cats = _check_account(session, role, categories)
     if session.scalars(select(User).where(col(User.username) == username)).first() is not None:
         raise Conflict("account_taken", username=username)
@@ -180,10 +180,10 @@ def sign_in(*, session: Session, username: str, password: str, now: dt.datetime 
 def change_password(*, session: Session, user_id: int, current: str, new: str) -> User:
     user = get_user(session=session, user_id=user_id)
     if not auth.verify_password(user.password_hash, current):
-        raise Invalid("account_password", error="当前密码不正确")
+        raise Invalid("password_current_wrong")
     problem = auth.password_problem(new, user.username)
     if problem:
-        raise Invalid("account_password", error=problem)
+        raise invalid_with([problem])
     user.password_hash = auth.hash_password(new)
     session.add(user)
     audit(session=session, actor=f"user:{user.username}", action="account.password")

@@ -22,7 +22,7 @@ from app.models import (
 )
 from app.scoring import ScoredBallot, canonical_json, score_ballot
 from app.store.ballot_templates import template_from_body
-from app.store.meetings import _STATE_ZH, meeting_ballots, rules_of
+from app.store.meetings import meeting_ballots, rules_of
 from app.tally import MeetingTally
 from app.templates import BallotTemplate, parse_answers
 
@@ -210,7 +210,7 @@ def _judge(
             return Outcome(status="already_counted")
         return Outcome(error=Conflict("token_spent_different"))
     if info.meeting.state != "open":
-        return Outcome(error=Conflict("meeting_not_open", state=_STATE_ZH.get(info.meeting.state, info.meeting.state)))
+        return Outcome(error=Conflict("meeting_not_open", state=info.meeting.state))
     scored = score_ballot(info.template, answers, token.group_key)
     spends.append({"token_hash": token_hash, "new_fingerprint": fingerprint})
     box.append(
