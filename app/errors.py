@@ -81,7 +81,11 @@ def validation_problem(error: Mapping[str, Any]) -> Problem:
         position = location[-1] if location and isinstance(location[-1], int) else 0
         return Problem("request_json", {"position": position + 1})
     if kind in MESSAGES:
-        return Problem(kind, {"field": where, **dict(error.get("ctx") or {})})
+        context = dict(error.get("ctx") or {})
+        # A check over a whole body names the field inside it ("comment" in "body").
+        path = context.pop("path", None)
+        field = f"{where}.{path}" if path and location else (path or where)
+        return Problem(kind, {**context, "field": field})
     return Problem("request_invalid", {
         "error": Problem("field_reason", {"field": where, "reason": field_reason(error)}),
     })

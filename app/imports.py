@@ -7,6 +7,7 @@ import io
 from collections.abc import Collection
 from dataclasses import dataclass
 
+from app import text
 from app.errors import Problem, invalid_with
 
 HEADER = ("code", "name", "category")
@@ -84,8 +85,12 @@ def _parse_rows(
         errors = []
         if not code or len(code) > MAX_CODE:
             errors.append(Problem("csv_code_length", {"max": MAX_CODE}))
+        elif text.has_control(code):
+            errors.append(Problem("text_control", {"field": "code"}))
         if not name or len(name) > MAX_NAME:
             errors.append(Problem("csv_name_length", {"max": MAX_NAME}))
+        elif text.has_control(name):
+            errors.append(Problem("text_control", {"field": "unit_name"}))
         if category not in categories:
             errors.append(Problem("unit_unknown_category", {"category": category, "allowed": allowed}))
         if code in first_line:

@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app import text
 from app.db import Database, create_database
 from app.errors import DomainError, Problem, TooManyGuesses, validation_problem
 from app.guard import GuessGuard
@@ -118,6 +119,21 @@ class BodyLimit:
 
 class _Refused(Exception):
     pass
+
+
+class RefuseControlInAddress:
+    """422 for a control character in the path or the query string (app.text), before any route:
+    a NUL handed on to PostgreSQL in a lookup fails the whole query (a 500 once)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and text.address_has_control(scope["path"], scope.get("query_string", b"")):
+            response = error_response(Request(scope, receive), Problem("request_control"), 422)
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 # Phone paths never carry an organizer's session: the hot path skips the cookie's signature
@@ -267,6 +283,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
         same_site="lax",
         https_only=settings.base_url.startswith("https://"),
     )
+    app.add_middleware(RefuseControlInAddress)  # outermost: nothing else reads such an address
     return app
 
 

@@ -502,6 +502,9 @@ REASONS: dict[str, tuple[str, str]] = {
     "too_short": ("至少需要 {min_length} 项", "needs at least {min_length} entries"),
     "too_long": ("最多 {max_length} 项", "may have at most {max_length} entries"),
     "json_invalid": ("不是有效的 JSON", "is not valid JSON"),
+    "control": (
+        "含有控制字符（如 NUL 或换行），请删除", "holds a control character (such as NUL or a line break); remove it",
+    ),
     # Any other kind: pydantic's own words, which are English; rare, and better than nothing.
     "other": ("不符合要求（{detail}）", "is not accepted ({detail})"),
 }

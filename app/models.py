@@ -7,11 +7,14 @@ neither holds a time, an address, a user agent or anything that follows submissi
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field as PydanticField
+from pydantic import BaseModel, ConfigDict, Field as PydanticField, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 from sqlalchemy import Column, ForeignKeyConstraint, Index, Text
 from sqlmodel import Field, SQLModel
+
+from app import text
 
 MeetingState = Literal["draft", "open", "closed"]
 Mode = Literal["cards", "screen"]
@@ -182,7 +185,20 @@ class ApiKey(SQLModel, table=True):
 
 
 class ApiModel(BaseModel):
+    """A request body. No text in it may hold a control character (app.text): refused with a 422
+    naming the field before anything is read further, on either database alike."""
+
     model_config = ConfigDict(extra="forbid")
+    # The top-level fields that may hold line breaks and tabs; all other text is one line.
+    PARAGRAPHS: ClassVar[frozenset[str]] = frozenset()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_control_characters(cls, data: Any) -> Any:
+        where = text.first_control(data, paragraphs=cls.PARAGRAPHS)
+        if where is not None:
+            raise PydanticCustomError("text_control", "a control character in {path}", {"path": where})
+        return data
 
 
 class UnitCreate(ApiModel):
@@ -250,6 +266,22 @@ class MeetingCreate(ApiModel):
     component_weight: str = PydanticField(default="0.4", pattern=r"^(0(\.\d{1,4})?|1(\.0{1,4})?)$")
     flagged_rule: Literal["count", "exclude"] = "count"
 
+    @field_validator("title")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if text.is_blank(value):
+            raise PydanticCustomError("text_blank", "the title is blank")
+        return value
+
+    @model_validator(mode="after")
+    def _date_in_year(self) -> Self:
+        # A review of the year 2026 held in 1900 is a typing mistake, and it would sort and report wrong.
+        if self.date.year != self.year:
+            raise PydanticCustomError(
+                "meeting_date_year", "the date is not in the year", {"date": self.date.isoformat(), "year": self.year}
+            )
+        return self
+
 
 class MeetingPublic(BaseModel):
     id: int
@@ -271,6 +303,8 @@ class MeetingPublic(BaseModel):
 
 
 class ReopenBody(ApiModel):
+    PARAGRAPHS = frozenset({"reason"})
+
     reason: str = PydanticField(min_length=1, max_length=1000)
 
 
@@ -303,6 +337,8 @@ class BallotSubmit(ApiModel):
             ]
         },
     )
+
+    PARAGRAPHS = frozenset({"comment"})
 
     token: str = PydanticField(min_length=1, max_length=64)
     answers: dict[str, Any]

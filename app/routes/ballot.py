@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app import store
+from app import store, text
 from app.db import Database
 from app.errors import DomainError, Invalid, Problem
 from app.i18n import Lang
@@ -135,7 +135,7 @@ def ballot_view(
                         key=grade.key,
                         label=(grade.label_en or grade.label) if lang == "en" else grade.label,
                         score=plain(grade.fraction * point.max),
-                        checked=given.upper() == grade.key,
+                        checked=template.grade_key(given) == grade.key,
                     )
                     for grade in template.grades
                 ]
@@ -177,6 +177,8 @@ def render_ballot(
                 general.append(text)
         elif problem.code == "ballot_comment_too_long":
             comment_problem = page.t("problem_comment_long", **problem.params)
+        elif problem.code == "text_control":
+            comment_problem = page.t("problem_comment_control")
         else:
             general.append(problem.message(page.lang))
     count = len(by_point) + len(general) + bool(comment_problem)
@@ -245,9 +247,13 @@ async def submit_form(code: str, request: Request, page: PageDep) -> Response:
     if parsed is None:
         return page.message("form_title", "form_body", 400, link=back)
     answers, comment = parsed
+    problem = None
     if len(comment) > COMMENT_MAX_CHARS:
-        access = await run_in_threadpool(_access, request, canonical)
         problem = Problem("ballot_comment_too_long", {"max": COMMENT_MAX_CHARS, "length": len(comment)})
+    elif text.has_control(comment, paragraph=True):  # as BallotSubmit refuses it on the JSON path
+        problem = Problem("text_control", {"field": "comment"})
+    if problem is not None:
+        access = await run_in_threadpool(_access, request, canonical)
         return refusal(page, canonical, access, posted=True) or render_ballot(
             page, canonical, access, status=422, answers=answers, comment=comment, problems=[problem]
         )

@@ -120,9 +120,11 @@ def _meeting_body(form: dict[str, str]) -> MeetingCreate:
 
 
 def _form_problem(err: Any) -> Problem:
-    field = str(err["loc"][-1]) if err.get("loc") else "form"
+    context = dict(err.get("ctx") or {})
+    path = str(context.pop("path", ""))
+    field = path.rsplit(".", 1)[-1] if path else str(err["loc"][-1]) if err.get("loc") else "form"
     if err.get("type") in MESSAGES:
-        return Problem(err["type"], {**dict(err.get("ctx") or {}), "field": field})
+        return Problem(err["type"], {**context, "field": field})
     return Problem("field_reason", {"field": field, "reason": field_reason(err)})
 
 

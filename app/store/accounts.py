@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from sqlalchemy import func, select, update
 from sqlmodel import Session, col
 
-from app import auth
+from app import auth, text
 from app.errors import Conflict, Invalid, NotFound, Unauthorized, invalid_with
 from app.models import (
     ApiKey,
@@ -30,6 +30,7 @@ def create_api_key(*, session: Session, name: str, scopes: str = "admin", actor:
     name, scopes = name.strip(), " ".join(scopes.split())
     if not name:
         raise Invalid("unit_field", field="api_key_name")
+    text.check(name, "api_key_name")
     if not scopes or any(scope not in API_SCOPES for scope in scopes.split()):
         raise Invalid("api_key_scope", scopes=scopes)
     key = API_KEY_PREFIX + secrets.token_urlsafe(32)
@@ -97,6 +98,8 @@ def create_user(
     username = username.strip()
     if not username or not display_name.strip():
         raise Invalid("unit_field", field="username" if not username else "display_name")
+    text.check(username, "username")
+    text.check(display_name, "display_name")
     problem = auth.password_problem(password, username)
     if problem:
         raise invalid_with([problem])
@@ -157,7 +160,10 @@ def count_users(*, session: Session) -> int:
 def sign_in(*, session: Session, username: str, password: str, now: dt.datetime | None = None) -> User:
     """The user, or SignInFailed; repeated failures lock the account for a while."""
     now = now or utcnow()
-    user = session.scalars(select(User).where(col(User.username) == username.strip())).first()
+    # A control character is no one's name; PostgreSQL would refuse even to look a NUL up.
+    user = None if text.has_control(username) else session.scalars(
+        select(User).where(col(User.username) == username.strip())
+    ).first()
     if user is None or not user.active:
         auth.verify_password(_DUMMY_HASH, password)  # same work either way: no user enumeration by timing
         raise Unauthorized("sign_in_failed")

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from sqlalchemy import Connection, func, select, update
 from sqlmodel import Session, col
 
-from app import scoring
+from app import scoring, text
 from app.errors import Conflict, Invalid, NotFound
 from app.export import figures_public, result_record
 from app.export_schema import WebhookBody, WebhookEvent
@@ -177,6 +177,7 @@ def open_meeting(*, session: Session, actor: str, meeting_id: int) -> Meeting:
 def reopen_meeting(*, session: Session, actor: str, meeting_id: int, reason: str) -> Meeting:
     if not reason.strip():
         raise Invalid("meeting_reason_required")
+    text.check(reason, "reason", paragraph=True)
     meeting = get_meeting(session=session, meeting_id=meeting_id, lock=True)
     _require_state(meeting, "reopen")
     meeting.state = "open"

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlmodel import Session, col
 
+from app import text
 from app.errors import Conflict, Invalid, NotFound, Problem, invalid_with
 from app.imports import UnitRow, parse_units_file
 from app.models import (
@@ -30,8 +31,12 @@ def create_unit(*, session: Session, actor: str, code: str, name: str, category:
     problems = []
     if not code:
         problems.append(Problem("unit_field", {"field": "code"}))
+    elif text.has_control(code):
+        problems.append(Problem("text_control", {"field": "code"}))
     if not name:
-        problems.append(Problem("unit_field", {"field": "name"}))
+        problems.append(Problem("unit_field", {"field": "unit_name"}))
+    elif text.has_control(name):
+        problems.append(Problem("text_control", {"field": "unit_name"}))
     if category not in keys:
         problems.append(Problem("unit_unknown_category", {"category": category, "allowed": "/".join(keys)}))
     if problems:
@@ -59,7 +64,8 @@ def update_unit(*, session: Session, actor: str, code: str, name: str, category:
         raise NotFound("unit_not_found", code=code)
     keys = _category_keys(session)
     if not name.strip():
-        raise Invalid("unit_field", field="name")
+        raise Invalid("unit_field", field="unit_name")
+    text.check(name, "unit_name")
     if category not in keys:
         raise Invalid("unit_unknown_category", category=category, allowed="/".join(keys))
     before = {"name": unit.name, "category": unit.category_key}
