@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import getpass
+import os
 import sys
 from pathlib import Path
 
@@ -75,12 +76,17 @@ def serve(args: argparse.Namespace) -> int:
         print("  No administrator yet. In another terminal, in this folder, run:")
         print("    .venv/bin/onsite-ballot create-admin admin")
     print(flush=True)
+    # Each worker builds its settings from the environment: tell it how many share the work.
+    os.environ["ONSITE_BALLOT_WORKERS"] = str(args.workers)
     return serving.serve(
         "app.main:app_from_env",
         host=settings.host,
         port=settings.port,
         workers=args.workers,
         access_log=False,
+        # X-Forwarded-For is read by the app, and only from ONSITE_BALLOT_TRUSTED_PROXIES; uvicorn's
+        # own reading trusts any client on 127.0.0.1, so a local client could pose as anyone.
+        proxy_headers=False,
         timeout_graceful_shutdown=5,
         # Phones on a weak meeting-room signal reuse their connection across the ~2 minutes of
         # scoring; uvicorn's 5 s default closes it under them and a submit can hit the closed socket.

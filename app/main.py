@@ -17,6 +17,7 @@ from fastapi.telemetry import TelemetryConfig
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app import text
 from app.db import Database, create_database
@@ -192,15 +193,19 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     app.state.db = db
     app.state.hub = hub
     app.state.writer = writer
-    app.state.guard = GuessGuard()
+    app.state.guard = GuessGuard.for_workers(settings.workers)
 
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError) -> Response:
-        if isinstance(exc, TooManyGuesses) and is_phone_page(request):
-            page = Page(request)
+        if isinstance(exc, TooManyGuesses):
             seconds = exc.problem.params.get("seconds", 1)
-            response = page.message("guess_title", "guess_body", 429, link=(page.url("/c"), page.t("type_code")),
-                                    seconds=seconds)
+            response: Response
+            if is_phone_page(request):
+                page = Page(request)
+                response = page.message("guess_title", "guess_body", 429,
+                                        link=(page.url("/c"), page.t("type_code")), seconds=seconds)
+            else:
+                response = error_response(request, exc.problem, exc.status)
             response.headers["Retry-After"] = str(seconds)
             return response
         if wants_page(request):
@@ -283,6 +288,10 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
         same_site="lax",
         https_only=settings.base_url.startswith("https://"),
     )
+    if settings.trusted_proxy_list:
+        # The client's address as the configured proxy forwards it (uvicorn's middleware; `serve`
+        # turns uvicorn's own handling off, which trusts any local client by default).
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxy_list)
     app.add_middleware(RefuseControlInAddress)  # outermost: nothing else reads such an address
     return app
 

@@ -43,6 +43,12 @@ class Settings(BaseSettings):
     environment: Literal["development", "production", "test"] = "development"
     host: str = "127.0.0.1"
     port: int = 8000
+    # How many worker processes serve this database: `serve --workers N` sets it for its workers,
+    # each of which then guards its share of the guessing budget (app.guard).
+    workers: int = 1
+    # The reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed: addresses or
+    # networks, comma-separated ("127.0.0.1", "10.0.0.0/8"). Empty: none; the peer is the client.
+    trusted_proxies: str = ""
     # The largest request body accepted; a 19-point ballot with a long comment is under 8 KiB.
     max_body_bytes: int = 64 * 1024
     # How long a request body may take to arrive: a phone on a weak signal sends 8 KiB in well under
@@ -77,6 +83,10 @@ class Settings(BaseSettings):
         if value < 1:
             raise ValueError("ONSITE_BALLOT_K_ANONYMITY must be at least 1")
         return value
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        return [entry.strip() for entry in self.trusted_proxies.split(",") if entry.strip()]
 
     @property
     def resolved_database_url(self) -> str:

@@ -38,7 +38,6 @@ from app.routes.access import Admin, Reader, Staff, ensure_manages, ensure_sees
 from app.routes.deps import (
     SessionDep,
     SettingsDep,
-    check_guesses,
     get_writer,
     language,
     notify_changed,
@@ -310,12 +309,12 @@ async def submit_ballot(body: BallotSubmit, request: Request, response: Response
     """Cast a ballot with a single-use code. No API key: the code is the right to vote.
 
     201 when counted; 200 when the same code comes again with the same answers (a retry);
-    409 when a spent code comes with different answers.
+    409 when a spent code comes with different answers; 429 for a wrong code from an address that
+    has been guessing (a valid code is never refused for it).
     """
     # Plain calls, not dependencies: on the path 200 phones take at once, FastAPI solves each
     # sub-dependency with a round of its own (cache keys, query and cookie parsing), measured at
     # about 8% of a submit.
-    check_guesses(request)
     writer = get_writer(request)
     code = normalize(body.token)
     if code is None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
@@ -26,14 +26,13 @@ from app import store, text
 from app.db import Database
 from app.errors import DomainError, Invalid, Problem
 from app.i18n import Lang
-from app.routes.deps import guard_guesses, wrong_code
+from app.routes.deps import wrong_code
 from app.routes.pages import PAGE_HEADERS, Page, PageDep, meeting_of_screen_key, plain
 from app.templates import BallotTemplate
 from app.tokens import normalize
 from app.writer import WriteFailed, WriterUnavailable
 
-# Every phone route looks a code up: an address that has been guessing is slowed (app.guard).
-router = APIRouter(include_in_schema=False, dependencies=[Depends(guard_guesses)])
+router = APIRouter(include_in_schema=False)
 
 # As BallotSubmit.comment allows on the JSON path.
 COMMENT_MAX_CHARS = 2000
@@ -66,7 +65,7 @@ def redirect(url: str, status: int = 303) -> RedirectResponse:
 
 
 def unknown_code(page: Page, status: int = 404) -> Response:
-    wrong_code(page.request)
+    wrong_code(page.request)  # a guessing address gets the "please wait" page instead (app.guard)
     return page.message("unknown_title", "unknown_body", status, link=(page.url("/c"), page.t("type_code")))
 
 
@@ -349,6 +348,7 @@ def _no_claim(page: Page, meeting: store.ScreenMeeting) -> Response | None:
 
 
 def link_unknown(page: Page) -> Response:
+    wrong_code(page.request)  # a screen key is guessed like a code
     return page.message("link_unknown_title", "link_unknown_body", 404)
 
 
