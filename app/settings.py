@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     webhook_backoff_seconds: float = 30.0
     webhook_backoff_max_seconds: float = 3600.0
     webhook_retry_hours: float = 48.0
+    # Webhook hosts that may be on this machine or a private network (an intranet main scoring system):
+    # names or addresses exactly as in the URL, comma-separated. Any other host must resolve to public
+    # addresses only (app.webhooks).
+    webhook_allowed_hosts: str = ""
 
     @field_validator("secret_key")
     @classmethod
@@ -83,6 +87,11 @@ class Settings(BaseSettings):
         if value < 1:
             raise ValueError("ONSITE_BALLOT_K_ANONYMITY must be at least 1")
         return value
+
+    @property
+    def allowed_webhook_hosts(self) -> frozenset[str]:
+        hosts = (host.strip().lower().rstrip(".") for host in self.webhook_allowed_hosts.split(","))
+        return frozenset(host for host in hosts if host)
 
     @property
     def trusted_proxy_list(self) -> list[str]:

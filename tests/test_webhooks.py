@@ -33,6 +33,12 @@ ALL_A = {f"p{i:02d}": "A" for i in range(1, 20)}
 ALL_B = {f"p{i:02d}": "B" for i in range(1, 20)}
 
 
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The receivers of these tests listen on this machine: an intranet host, allowed by name."""
+    return settings.model_copy(update={"webhook_allowed_hosts": "127.0.0.1"})
+
+
 class Receiver:
     """The main scoring system's side: checks the signature, processes each delivery id once."""
 
