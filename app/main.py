@@ -338,10 +338,8 @@ def wants_page(request: Request) -> bool:
 
 def app_from_env() -> FastAPI:
     """For uvicorn --factory: every worker process builds its app from the environment."""
-    from app.redact import RedactPhonePaths
+    from app.redact import configure_logging
     from app.settings import get_settings
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    # Whoever turns uvicorn's access log on still gets no ballot code in it.
-    logging.getLogger("uvicorn.access").addFilter(RedactPhonePaths())
+    configure_logging()
     return create_app(get_settings())
