@@ -1,18 +1,35 @@
-"""Reading a unit list that someone exported from Excel. Pure."""
+"""Reading a unit list that someone exported from Excel. Pure.
+
+A unit list is a few hundred rows of three short columns (the province has 133 units), so
+anything much larger is refused before it costs anything: the file's size, what a workbook
+unpacks to, and the rows and columns read. A workbook is read as a stream (openpyxl's read-only
+mode) within those bounds, whatever range its sheet declares: a 16.8 KB file declaring
+A1:XFD1048576 once took 425 MB and 6 s, as openpyxl padded every row to 16,384 cells.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
+import zipfile
 from collections.abc import Collection
 from dataclasses import dataclass
 
 from app import text
-from app.errors import Problem, invalid_with
+from app.errors import Invalid, Problem, TooLarge, invalid_with
 
 HEADER = ("code", "name", "category")
 MAX_CODE = 32
 MAX_NAME = 128
+# The file as uploaded, and a workbook once unpacked (the sum of its parts as the zip declares them;
+# Python's zipfile reads no part beyond its declared size).
+MAX_FILE_BYTES = 2 * 1024 * 1024
+MAX_UNPACKED_BYTES = 20 * 1024 * 1024
+# Units in one file; and the sheet rows read in all, blank ones included, before giving up.
+MAX_ROWS = 2_000
+MAX_SHEET_ROWS = MAX_ROWS + 500
+# Columns read from a sheet: enough to see that a row has too many; beyond them nothing is read.
+MAX_COLUMNS = 26
 
 
 @dataclass(frozen=True)
@@ -27,10 +44,13 @@ def parse_units_csv(data: bytes, *, categories: Collection[str], taken_codes: Co
     """All rows, or Invalid naming every bad row by its line number: nothing half-imported."""
     try:
         # utf-8-sig drops the byte-order mark Excel puts at the front of "CSV UTF-8".
-        text = data.decode("utf-8-sig")
+        decoded = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise invalid_with([Problem("csv_encoding")]) from None
-    rows = list(csv.reader(io.StringIO(text, newline="")))
+    try:
+        rows = list(csv.reader(io.StringIO(decoded, newline="")))
+    except csv.Error:  # a cell over csv's own field limit: no unit list has one
+        raise invalid_with([Problem("csv_encoding")]) from None
     return _parse_rows(rows, categories=categories, taken_codes=taken_codes)
 
 
@@ -40,16 +60,34 @@ def parse_units_xlsx(
     """The first sheet of a workbook, read like the CSV: same header, same rules, same line numbers."""
     from openpyxl import load_workbook  # only needed for spreadsheets
 
+    _check_unpacked_size(data)
     try:
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception:
         raise invalid_with([Problem("xlsx_unreadable")]) from None
-    sheet = workbook.worksheets[0]
-    rows = [["" if cell is None else str(cell) for cell in row] for row in sheet.iter_rows(values_only=True)]
-    workbook.close()
+    try:
+        sheet = workbook.worksheets[0]
+        # Explicit bounds: read-only mode would otherwise pad each row to the declared range.
+        cells = sheet.iter_rows(max_row=MAX_SHEET_ROWS + 1, max_col=MAX_COLUMNS, values_only=True)
+        rows = [["" if cell is None else str(cell) for cell in row] for row in cells]
+    except Exception:
+        raise invalid_with([Problem("xlsx_unreadable")]) from None
+    finally:
+        workbook.close()
+    if len(rows) > MAX_SHEET_ROWS:
+        raise invalid_with([Problem("import_too_many_rows", {"max": MAX_ROWS})])
     # Spreadsheets pad rows with empty cells to the widest row; trim them back.
     rows = [row[: max((i + 1 for i, cell in enumerate(row) if cell.strip()), default=0)] for row in rows]
     return _parse_rows(rows, categories=categories, taken_codes=taken_codes)
+
+
+def _check_unpacked_size(data: bytes) -> None:
+    try:
+        declared = sum(item.file_size for item in zipfile.ZipFile(io.BytesIO(data)).infolist())
+    except (zipfile.BadZipFile, ValueError):
+        raise invalid_with([Problem("xlsx_unreadable")]) from None
+    if declared > MAX_UNPACKED_BYTES:
+        raise Invalid("xlsx_too_large", limit=MAX_UNPACKED_BYTES)
 
 
 XLSX_MAGIC = b"PK\x03\x04"
@@ -59,6 +97,8 @@ def parse_units_file(
     data: bytes, *, categories: Collection[str], taken_codes: Collection[str] = ()
 ) -> list[UnitRow]:
     """CSV or XLSX, told apart by content rather than by a file name the user may have changed."""
+    if len(data) > MAX_FILE_BYTES:
+        raise TooLarge("import_too_large", limit=MAX_FILE_BYTES)
     parse = parse_units_xlsx if data.startswith(XLSX_MAGIC) else parse_units_csv
     return parse(data, categories=categories, taken_codes=taken_codes)
 
@@ -68,6 +108,8 @@ def _parse_rows(
 ) -> list[UnitRow]:
     if not rows:
         raise invalid_with([Problem("csv_empty")])
+    if sum(1 for row in rows[1:] if any(cell.strip() for cell in row)) > MAX_ROWS:
+        raise invalid_with([Problem("import_too_many_rows", {"max": MAX_ROWS})])
     header = tuple(cell.strip().lower() for cell in rows[0])
     if header != HEADER:
         raise invalid_with([Problem("csv_header", {"header": ",".join(rows[0])})])

@@ -12,15 +12,14 @@ from sqlmodel import Session
 
 from app import store
 from app.auth import Principal
-from app.errors import DomainError, Invalid, NotFound
+from app.errors import DomainError, Invalid, NotFound, TooLarge
+from app.imports import MAX_FILE_BYTES
 from app.routes.access import Reader, Staff, ensure_manages
 from app.routes.console import field_errors, flash, redirect, render
 from app.routes.deps import SessionDep
 
 router = APIRouter(include_in_schema=False)
 
-# A unit list is a few hundred rows; anything far larger is not a unit list.
-MAX_IMPORT_BYTES = 2 * 1024 * 1024
 
 
 def _managed_categories(session: Session, principal: Principal) -> list[tuple[str, str]]:
@@ -147,7 +146,7 @@ def _import_bytes(file: UploadFile | None, payload: str) -> bytes:
             raise Invalid("import_payload_damaged") from None
     if file is None or not file.filename:
         raise Invalid("import_no_file")
-    data = file.file.read(MAX_IMPORT_BYTES + 1)
-    if len(data) > MAX_IMPORT_BYTES:
-        raise Invalid("request_too_large", limit=MAX_IMPORT_BYTES)
+    data = file.file.read(MAX_FILE_BYTES + 1)  # no further: the rest is not a unit list
+    if len(data) > MAX_FILE_BYTES:
+        raise TooLarge("import_too_large", limit=MAX_FILE_BYTES)
     return data
