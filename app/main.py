@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app import text
+from app.auth import SESSION_LIFETIME
 from app.db import Database, create_database
 from app.errors import DomainError, Problem, TooManyGuesses, validation_problem
 from app.guard import GuessGuard
@@ -52,8 +53,8 @@ log = logging.getLogger("onsite_ballot")
 NO_TELEMETRY: TelemetryConfig = {
     "tracing": False, "metrics": False, "logs": False, "operation_spans": False, "auto_configure": False,
 }
-# A signed-in organizer stays signed in for a working day, not longer.
-SESSION_SECONDS = 8 * 3600
+# A signed-in organizer stays signed in for a working day, not longer (and the server agrees: auth).
+SESSION_SECONDS = int(SESSION_LIFETIME.total_seconds())
 SESSION_COOKIE = "ob_session"
 UPLOAD_LIMITS = {"/units/import": 3 * 1024 * 1024, "/api/v1/units/import": 3 * 1024 * 1024}
 

@@ -177,10 +177,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "password_current_wrong": ("当前密码不正确", "The current password is wrong"),
     "password_confirm": ("两次输入的新密码不一致", "The two new passwords differ"),
     "account_taken": ("用户名 {username} 已存在", "The username {username} is taken"),
-    "sign_in_failed": ("用户名或密码不正确", "Wrong username or password"),
-    "sign_in_locked": (
-        "密码错误次数过多，请 {minutes} 分钟后再试",
-        "Too many wrong passwords; try again in {minutes} minutes",
+    # One answer for every failed sign-in, whatever the cause: an unknown name, a wrong password or
+    # the pause after repeated failures must not be told apart (no user enumeration).
+    "sign_in_failed": (
+        "用户名或密码不正确。连续输错 {attempts} 次后，未在本账号登录过的浏览器需等待 {minutes} 分钟再试",
+        "Wrong username or password. After {attempts} failures in a row, browsers that have not signed in to"
+        " this account before wait {minutes} minutes",
     ),
     "csrf": (
         "页面已过期，请返回后重新提交（为安全起见，表单有时效）",

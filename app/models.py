@@ -169,6 +169,30 @@ class User(SQLModel, table=True):
     created_at: dt.datetime = Field(default_factory=utcnow)
 
 
+class OrganizerSession(SQLModel, table=True):
+    """A signed-in browser. The cookie holds a random token; this row, its hash: signing out, a
+    password change or the end of the working day deletes the row, and a copied cookie stops working."""
+
+    __tablename__ = "organizer_session"
+
+    token_hash: str = Field(primary_key=True, max_length=64)
+    user_id: int = Field(foreign_key="organizer.id", index=True)
+    expires_at: dt.datetime
+
+
+class KnownBrowser(SQLModel, table=True):
+    """A browser that has signed in to an account with its password (a random token in a cookie
+    sent only to /login, kept here as a hash). Wrong passwords from elsewhere lock an account for
+    unknown browsers only; this browser can still sign in, and its correct password lifts the lock."""
+
+    __tablename__ = "known_browser"
+
+    token_hash: str = Field(primary_key=True, max_length=64)
+    user_id: int = Field(foreign_key="organizer.id", primary_key=True, index=True)
+    failed_logins: int = 0
+    created_at: dt.datetime = Field(default_factory=utcnow)
+
+
 class ApiKey(SQLModel, table=True):
     __tablename__ = "api_key"
 

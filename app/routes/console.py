@@ -17,7 +17,7 @@ from fastapi.templating import Jinja2Templates
 from app.auth import ROLE_NAMES, Principal
 from app.errors import DomainError
 from app.messages import TERMS
-from app.routes.access import SESSION_USER, csrf_token
+from app.routes.access import SESSION_TOKEN, csrf_token
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent.parent / "templates"
 templates = Jinja2Templates(directory=TEMPLATE_DIR)
@@ -102,7 +102,8 @@ def field_errors(error: DomainError, field: str) -> dict[str, str]:
     return {field: "；".join(problem.message("zh") for problem in problems)}
 
 
-def signed_in(request: Request, user_id: int) -> None:
+def signed_in(request: Request, token: str) -> None:
+    """The browser now holds the new session's token (store.start_session), and a new CSRF token."""
     request.session.clear()
-    request.session[SESSION_USER] = user_id
+    request.session[SESSION_TOKEN] = token
     csrf_token(request)

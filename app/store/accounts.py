@@ -7,13 +7,15 @@ import hashlib
 import secrets
 from collections.abc import Sequence
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlmodel import Session, col
 
 from app import auth, text
 from app.errors import Conflict, Invalid, NotFound, Unauthorized, invalid_with
 from app.models import (
     ApiKey,
+    KnownBrowser,
+    OrganizerSession,
     User,
     utcnow,
 )
@@ -126,6 +128,8 @@ def update_user(
     user.categories = _check_account(session, role, categories)
     user.role = role
     user.active = active
+    # An administrator saving the account lifts a lock that strangers' guesses put on it.
+    user.failed_logins, user.locked_until = 0, None
     session.add(user)
     audit(
         session=session,
@@ -157,8 +161,14 @@ def count_users(*, session: Session) -> int:
     return int(session.execute(select(func.count()).select_from(User)).scalar_one())
 
 
-def sign_in(*, session: Session, username: str, password: str, now: dt.datetime | None = None) -> User:
-    """The user, or SignInFailed; repeated failures lock the account for a while."""
+def sign_in(*, session: Session, username: str, password: str, browser: str, now: dt.datetime | None = None) -> User:
+    """The user, or Unauthorized("sign_in_failed") — the same words for every failure.
+
+    ``browser`` is the token of the browser's own cookie (app.routes.console_auth). Wrong passwords
+    from browsers the account does not know lock it for such browsers for a while; a browser that
+    has signed in to the account before is never held up by them, and its correct password lifts
+    the lock. So an outsider's five guesses cannot keep a deputy secretary out on meeting morning.
+    """
     now = now or utcnow()
     # A control character is no one's name; PostgreSQL would refuse even to look a NUL up.
     user = None if text.has_control(username) else session.scalars(
@@ -166,24 +176,77 @@ def sign_in(*, session: Session, username: str, password: str, now: dt.datetime 
     ).first()
     if user is None or not user.active:
         auth.verify_password(_DUMMY_HASH, password)  # same work either way: no user enumeration by timing
-        raise Unauthorized("sign_in_failed")
-    locked_until = _aware(user.locked_until)
-    if auth.is_locked(locked_until, now):
-        raise Unauthorized("sign_in_locked", minutes=int((locked_until - now).total_seconds() // 60) + 1)  # type: ignore[operator]
+        raise _sign_in_failed()
+    known = session.get(KnownBrowser, (auth.token_hash(browser), user.id))
+    if known is None and auth.is_locked(_aware(user.locked_until), now):
+        auth.verify_password(_DUMMY_HASH, password)
+        raise _sign_in_failed()
     if not auth.verify_password(user.password_hash, password):
-        user.failed_logins, user.locked_until = auth.after_failure(user.failed_logins, now)
-        session.add(user)
+        if known is None:
+            user.failed_logins, user.locked_until = auth.after_failure(user.failed_logins, now)
+            session.add(user)
+        elif known.failed_logins + 1 >= auth.MAX_FAILED_LOGINS:
+            session.delete(known)  # guessing from here: this browser is a stranger again
+        else:
+            known.failed_logins += 1
+            session.add(known)
         audit(session=session, actor=f"user:{user.username}", action="account.sign_in_failed")
         session.commit()
-        raise Unauthorized("sign_in_failed")
+        raise _sign_in_failed()
     user.failed_logins, user.locked_until = 0, None
     session.add(user)
+    if known is None:
+        session.add(KnownBrowser(token_hash=auth.token_hash(browser), user_id=user.id, created_at=now))  # type: ignore[arg-type]
+    else:
+        known.failed_logins = 0
+        session.add(known)
     audit(session=session, actor=f"user:{user.username}", action="account.sign_in")
     session.commit()
     return user
 
 
-def change_password(*, session: Session, user_id: int, current: str, new: str) -> User:
+def _sign_in_failed() -> Unauthorized:
+    return Unauthorized(
+        "sign_in_failed", attempts=auth.MAX_FAILED_LOGINS, minutes=int(auth.LOCKOUT.total_seconds() // 60)
+    )
+
+
+def is_known_browser(*, session: Session, username: str, browser: str) -> bool:
+    user = session.scalars(select(User).where(col(User.username) == username)).first()
+    return user is not None and session.get(KnownBrowser, (auth.token_hash(browser), user.id)) is not None
+
+
+def start_session(*, session: Session, user_id: int, now: dt.datetime | None = None) -> str:
+    """A new session for a signed-in user; answers the token for the cookie (kept here as a hash)."""
+    now = now or utcnow()
+    token = auth.new_token()
+    session.execute(delete(OrganizerSession).where(col(OrganizerSession.expires_at) < now))
+    session.add(OrganizerSession(token_hash=auth.token_hash(token), user_id=user_id,
+                                 expires_at=now + auth.SESSION_LIFETIME))
+    session.commit()
+    return token
+
+
+def session_user(*, session: Session, token: str, now: dt.datetime | None = None) -> User | None:
+    """The active user of a live session; None once it has ended, expired or its user is disabled."""
+    row = session.get(OrganizerSession, auth.token_hash(token))
+    expires = _aware(row.expires_at) if row is not None else None
+    if row is None or expires is None or expires <= (now or utcnow()):
+        return None
+    return find_active_user(session=session, user_id=row.user_id)
+
+
+def end_session(*, session: Session, token: str) -> None:
+    session.execute(delete(OrganizerSession).where(col(OrganizerSession.token_hash) == auth.token_hash(token)))
+    session.commit()
+
+
+def change_password(
+    *, session: Session, user_id: int, current: str, new: str, keep_session: str = "", browser: str = ""
+) -> User:
+    """A new password; every other session of the user ends, and every browser but this one
+    (``browser``, a fresh token) is a stranger again: whoever had the old password, or a copy of a
+    cookie, is out."""
     user = get_user(session=session, user_id=user_id)
     if not auth.verify_password(user.password_hash, current):
         raise Invalid("password_current_wrong")
@@ -192,6 +255,12 @@ def change_password(*, session: Session, user_id: int, current: str, new: str) -
         raise invalid_with([problem])
     user.password_hash = auth.hash_password(new)
     session.add(user)
+    session.execute(delete(OrganizerSession).where(
+        col(OrganizerSession.user_id) == user_id, col(OrganizerSession.token_hash) != auth.token_hash(keep_session)
+    ))
+    session.execute(delete(KnownBrowser).where(col(KnownBrowser.user_id) == user_id))
+    if browser:
+        session.add(KnownBrowser(token_hash=auth.token_hash(browser), user_id=user_id))
     audit(session=session, actor=f"user:{user.username}", action="account.password")
     session.commit()
     return user
