@@ -9,6 +9,8 @@ import os
 import sys
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from app import backup, store
 from app.db import create_database
 from app.errors import DomainError
@@ -290,6 +292,12 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args))
     except SecretFileError as error:
         print(error, file=sys.stderr)
+        return 2
+    except ValidationError as error:  # a setting from the environment that cannot be used
+        print("设置有误，服务拒绝启动 · the settings are wrong, so the service will not start:", file=sys.stderr)
+        for problem in error.errors():
+            where = ".".join(str(part) for part in problem["loc"])
+            print(f"  {where}: {problem['msg'].removeprefix('Value error, ')}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

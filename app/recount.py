@@ -27,6 +27,7 @@ from app.export_schema import (
 )
 from app.models import Category, FiguresPublic, GroupPublic, Meeting, Result, Unit
 from app.scoring import canonical_json
+from app.sheets import FORMULA_STARTS
 from app.store import StoredBallot, ballot_set_digest, figures_for
 from app.templates import BallotTemplate, parse_template
 
@@ -86,8 +87,10 @@ def to_json(file: AuditFile) -> bytes:
 def to_csv(file: AuditFile) -> bytes:
     """First row: the format and everything but the ballots as JSON; then a header; then ballots.
 
-    No cell is altered against spreadsheet formulas here (unlike the results CSV): a changed
-    character would no longer match the digest.
+    A ballot's cell that a spreadsheet would take for a formula (a rater's comment "=HYPERLINK(…)")
+    gets a leading apostrophe, and so does one that starts with an apostrophe already, so that
+    reading the file back (``parse_audit``) removes exactly one and finds the very text that was
+    cast. The digest is computed over that text, never over the CSV's.
     """
     template = parse_template(file.template)
     point_ids = list(template.point_ids())
@@ -98,8 +101,17 @@ def to_csv(file: AuditFile) -> bytes:
     writer.writerow([AUDIT_FORMAT, canonical_json(meta)])
     writer.writerow([CSV_GROUP, CSV_COMMENT, *point_ids])
     for ballot in file.ballots:
-        writer.writerow([ballot.group or "", ballot.comment or "", *(ballot.answers[p] for p in point_ids)])
+        cells = [ballot.group or "", ballot.comment or "", *(ballot.answers[p] for p in point_ids)]
+        writer.writerow([_as_text(cell) for cell in cells])
     return out.getvalue().encode("utf-8")
+
+
+def _as_text(cell: str) -> str:
+    return "'" + cell if cell.startswith((*FORMULA_STARTS, "'")) else cell
+
+
+def _from_text(cell: str) -> str:
+    return cell[1:] if cell.startswith("'") else cell
 
 
 def parse_audit(data: bytes) -> AuditFile:
@@ -143,6 +155,7 @@ def _parse_csv(text: str) -> AuditFile:
             continue
         if len(row) != len(header):
             raise _Unreadable("audit_csv_cells", line=line, cells=len(row), header=len(header))
+        row = [_from_text(cell) for cell in row]
         ballots.append(
             {"group": row[0] or None, "comment": row[1] or None, "answers": dict(zip(point_ids, row[2:], strict=True))}
         )

@@ -28,6 +28,9 @@ KNOWN_DEFAULT_SECRETS = frozenset(
     }
 )
 MIN_SECRET_LENGTH = 32
+# With K = 1 every step of the live tally is one ballot, and with 2 a rater who knows their own
+# ballot knows the other's: three is the least that hides anyone.
+MIN_K_ANONYMITY = 3
 SECRET_FILE = "secret_key"
 
 
@@ -83,9 +86,19 @@ class Settings(BaseSettings):
 
     @field_validator("k_anonymity")
     @classmethod
-    def _k_positive(cls, value: int) -> int:
+    def _k_large_enough(cls, value: int) -> int:
+        if value < MIN_K_ANONYMITY:
+            raise ValueError(
+                f"ONSITE_BALLOT_K_ANONYMITY must be at least {MIN_K_ANONYMITY}: below that, a breakdown or a step"
+                " of the live tally can single out a ballot"
+            )
+        return value
+
+    @field_validator("workers")
+    @classmethod
+    def _workers_positive(cls, value: int) -> int:
         if value < 1:
-            raise ValueError("ONSITE_BALLOT_K_ANONYMITY must be at least 1")
+            raise ValueError("ONSITE_BALLOT_WORKERS must be at least 1")
         return value
 
     @property

@@ -243,7 +243,7 @@ def test_gives_up_after_the_retry_window_and_sends_again_on_request(settings: Se
         wait_until(lambda: status_of(database, delivery_id)[0] == "failed")
         failed = deliveries(client, auth, webhook)[0]
         assert failed["next_attempt_at"] is None
-        assert {a["status_code"] for a in failed["log"]} == {500}
+        assert {a["status_code"] for a in failed["log"]} == {500}, failed["log"]
         # backoff 0.05, 0.1, 0.2, 0.2 … within 0.4 s: at least 3 attempts, and then no more
         tries = failed["attempts"]
         assert tries >= 3

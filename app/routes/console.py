@@ -32,8 +32,19 @@ ACTION_NAMES = {
     "account.create": "创建账号", "account.update": "修改账号", "account.sign_in": "登录",
     "account.sign_in_failed": "登录失败", "account.password": "修改密码",
 }
-# Console pages may be cached by nobody: they show who may vote and, after close, results.
-HEADERS = {"Cache-Control": "no-store", "X-Frame-Options": "DENY", "Referrer-Policy": "same-origin"}
+# Console pages may be cached by nobody: they show who may vote and, after close, results. They
+# load everything from this server and run no inline script (static/console.js does the little
+# there is), so that text someone managed to put in a page (a unit's name, a comment) stays text.
+HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+    ),
+}
 
 NAV: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("/meetings", "评议会", ("admin", "secretary", "viewer")),

@@ -37,6 +37,10 @@ def laptop(browser: Any) -> Iterator[Any]:
 
 def test_a_meeting_from_sign_in_to_close(server: Server, organizer: str, laptop: Any, artifacts: Path) -> None:
     page = laptop.new_page()
+    # The console's CSP admits no inline script: anything it blocks is a broken button.
+    refused = []
+    page.on("console", lambda message: refused.append(message.text) if "Content Security Policy" in message.text
+            else None)
     page.goto(f"{server.base}/meetings")
     assert page.url.startswith(f"{server.base}/login?next=")
     page.fill("input[name=username]", organizer)
@@ -85,10 +89,13 @@ def test_a_meeting_from_sign_in_to_close(server: Server, organizer: str, laptop:
     page.click("button:has-text('我已了解，开启评议会')")
     assert page.locator(".state.big").inner_text() == "进行中"
 
-    page.once("dialog", lambda dialog: dialog.accept())
+    asked: list[str] = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
     page.click("button:has-text('结束评议会并冻结结果')")
     page.wait_for_selector(".state.big.closed")
     assert page.locator("p.flash").inner_text() == "评议会已结束，结果已冻结（第 1 版，0 张票）"
+    assert asked == ["结束后结果将冻结，确定结束吗？"]  # static/console.js asked first
+    assert refused == []
     page.screenshot(path=str(artifacts / "console-meeting.png"), full_page=True)
 
     with server.api() as api:

@@ -43,6 +43,9 @@ def test_dashboard_projector_and_report(server: Server, browser: Any, artifacts:
     codes = server.codes(meeting_id, 14)
     context = browser.new_context(viewport=LAPTOP, locale="zh-CN")
     context.set_default_timeout(8000)
+    refused: list[str] = []  # anything the console's CSP blocks: none of its pages may need it
+    context.on("console", lambda message: refused.append(message.text)
+               if "Content Security Policy" in message.text else None)
     page = context.new_page()
     page.goto(f"{server.base}/login")
     page.fill("input[name=username]", "li")
@@ -53,13 +56,13 @@ def test_dashboard_projector_and_report(server: Server, browser: Any, artifacts:
     assert counted.inner_text() == "0"
 
     vote(server, codes[:4], start=100)
-    page.wait_for_function("document.querySelector('#turnout [data-live=\"ballots_counted\"]').textContent === '4'")
+    page.wait_for_function("() => document.querySelector('#turnout [data-live=\"ballots_counted\"]').textContent === '4'")
     assert "票数达到 5 张后才显示得分" in page.locator("#figures").inner_text()
     assert page.locator("#figures svg.chart").count() == 0
 
     vote(server, codes[4:12], start=104)
-    page.wait_for_function("document.querySelector('#turnout [data-live=\"ballots_counted\"]').textContent === '12'")
-    page.wait_for_function("document.getElementById('figures').dataset.published === '10'")
+    page.wait_for_function("() => document.querySelector('#turnout [data-live=\"ballots_counted\"]').textContent === '12'")
+    page.wait_for_function("() => document.getElementById('figures').dataset.published === '10'")
     assert page.locator("#figures svg.chart").count() == 3
     page.screenshot(path=str(artifacts / "dashboard.png"), full_page=True)
 
@@ -72,7 +75,7 @@ def test_dashboard_projector_and_report(server: Server, browser: Any, artifacts:
     vote(server, codes[12:], start=112)
     with server.api() as api:
         assert api.post(f"/api/v1/meetings/{meeting_id}/close").status_code == 200
-    page.wait_for_function("document.getElementById('figures').dataset.state === 'closed'")
+    page.wait_for_function("() => document.getElementById('figures').dataset.state === 'closed'")
     assert page.locator("#figures").inner_text().count("建议加强") == 4  # ballots 100, 104, 108, 112
 
     page.goto(f"{server.base}/meetings/{meeting_id}/report")
@@ -82,3 +85,4 @@ def test_dashboard_projector_and_report(server: Server, browser: Any, artifacts:
     page.emulate_media(media="print")
     page.pdf(path=str(artifacts / "report.pdf"), format="A4", print_background=True)
     context.close()
+    assert refused == []
