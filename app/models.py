@@ -348,7 +348,12 @@ class MintedTokens(BaseModel):
     tokens: list[MintedToken]
 
 
-class BallotSubmit(ApiModel):
+class BallotSubmit(BaseModel):
+    """Not an ApiModel: its check over the whole body would make pydantic read the JSON twice on the
+    path every phone takes. Only the comment is stored as sent (a code is normalized to its alphabet,
+    an answer to a grade key or a number, anything else refused by app.templates), so only the
+    comment is checked for control characters, with one search."""
+
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
@@ -362,11 +367,16 @@ class BallotSubmit(ApiModel):
         },
     )
 
-    PARAGRAPHS = frozenset({"comment"})
-
     token: str = PydanticField(min_length=1, max_length=64)
     answers: dict[str, Any]
     comment: str | None = PydanticField(default=None, max_length=2000)
+
+    @field_validator("comment")
+    @classmethod
+    def _comment_without_control_characters(cls, value: str | None) -> str | None:
+        if value is not None and text.has_control(value, paragraph=True):
+            raise PydanticCustomError("text_control", "a control character in the comment")
+        return value
 
 
 class BallotReceipt(BaseModel):

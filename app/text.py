@@ -34,8 +34,35 @@ def is_blank(text: str) -> bool:
 def first_control(value: object, *, paragraphs: Collection[str] = (), path: str = "") -> str | None:
     """Where the first text with a control character sits in decoded JSON ("groups.0.name"), if any.
 
-    Keys count as text too. ``paragraphs`` names the top-level fields that may break lines.
+    Keys count as text too. ``paragraphs`` names the top-level fields that may break lines. Every
+    ballot passes through here, so the texts are first searched all at once; only a body that holds
+    a control character is walked to name the place.
     """
+    lines: list[str] = []
+    kept: list[str] = []
+    _gather(value, paragraphs, lines, kept, top=True)
+    if _IN_LINE.search("".join(lines)) is None and _IN_PARAGRAPH.search("".join(kept)) is None:
+        return None
+    return _walk(value, paragraphs, path)
+
+
+def _gather(value: object, paragraphs: Collection[str], lines: list[str], kept: list[str], *, top: bool) -> None:
+    if isinstance(value, str):
+        lines.append(value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str):
+                lines.append(key)
+            if top and key in paragraphs and isinstance(item, str):
+                kept.append(item)
+            else:
+                _gather(item, paragraphs, lines, kept, top=False)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _gather(item, paragraphs, lines, kept, top=False)
+
+
+def _walk(value: object, paragraphs: Collection[str], path: str) -> str | None:
     if isinstance(value, str):
         return (path or "(root)") if has_control(value, paragraph=path in paragraphs) else None
     if isinstance(value, dict):
@@ -43,12 +70,12 @@ def first_control(value: object, *, paragraphs: Collection[str] = (), path: str 
             where = f"{path}.{key}" if path else str(key)
             if isinstance(key, str) and has_control(key):
                 return where
-            found = first_control(item, paragraphs=paragraphs if not path else (), path=where)
+            found = _walk(item, paragraphs if not path else (), where)
             if found is not None:
                 return found
     elif isinstance(value, (list, tuple)):
         for index, item in enumerate(value):
-            found = first_control(item, path=f"{path}.{index}" if path else str(index))
+            found = _walk(item, (), f"{path}.{index}" if path else str(index))
             if found is not None:
                 return found
     return None
