@@ -8,6 +8,7 @@ of assigned categories. An API key acts as ``admin``, or as ``export`` when it m
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -16,15 +17,21 @@ from typing import Literal
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from app.messages import Problem
+
 Role = Literal["admin", "secretary", "viewer", "export"]
 USER_ROLES: tuple[Role, ...] = ("admin", "secretary", "viewer")
 ROLE_NAMES = {"admin": "管理员", "secretary": "分管副书记", "viewer": "只读", "export": "结果导出"}
 
-# After this many wrong passwords in a row an account waits LOCKOUT before the next try:
-# enough for typos, far too slow for guessing.
+# After this many wrong passwords in a row from browsers the account does not know, such browsers
+# wait LOCKOUT before the next try: enough for typos, far too slow for guessing. A browser that
+# has signed in to the account before is not held up by strangers' failures (store.sign_in), and
+# forgets its standing after this many wrong passwords of its own.
 MAX_FAILED_LOGINS = 5
 LOCKOUT = dt.timedelta(minutes=15)
 MIN_PASSWORD_LENGTH = 10
+# A signed-in organizer stays signed in for a working day, not longer (the cookie and the server).
+SESSION_LIFETIME = dt.timedelta(hours=8)
 
 _hasher = PasswordHasher()
 
@@ -68,12 +75,12 @@ def verify_password(stored_hash: str, password: str) -> bool:
         return False
 
 
-def password_problem(password: str, username: str) -> str | None:
-    """Why a new password is refused, in plain words; None when it is acceptable."""
+def password_problem(password: str, username: str) -> Problem | None:
+    """Why a new password is refused; None when it is acceptable."""
     if len(password) < MIN_PASSWORD_LENGTH:
-        return f"密码至少需要 {MIN_PASSWORD_LENGTH} 个字符"
+        return Problem("password_too_short", {"min": MIN_PASSWORD_LENGTH})
     if username and username.lower() in password.lower():
-        return "密码不能包含用户名"
+        return Problem("password_has_username")
     return None
 
 
@@ -97,6 +104,16 @@ def after_failure(failed_logins: int, now: dt.datetime) -> tuple[int, dt.datetim
 
 def new_csrf_token() -> str:
     return secrets.token_urlsafe(32)
+
+
+def new_token() -> str:
+    """A session's or a browser's token: 256 random bits, kept by the server only as token_hash."""
+    return secrets.token_urlsafe(32)
+
+
+def token_hash(token: str) -> str:
+    # 256 random bits: a plain SHA-256 cannot be reversed by guessing, and needs no key.
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
 def same_token(expected: str | None, given: str | None) -> bool:

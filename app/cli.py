@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import getpass
+import os
 import resource
 import sys
 from pathlib import Path
+
+from pydantic import ValidationError
 
 from app import backup, store
 from app.db import create_database
@@ -107,6 +110,8 @@ def _serve(settings: Settings, workers: int) -> int:
         print("  No administrator yet. In another terminal, in this folder, run:")
         print("    .venv/bin/onsite-ballot create-admin admin")
     print(flush=True)
+    # Each worker builds its settings from the environment: tell it how many share the work.
+    os.environ["ONSITE_BALLOT_WORKERS"] = str(workers)
     return serving.serve(
         "app.main:app_from_env",
         host=settings.host,
@@ -114,6 +119,9 @@ def _serve(settings: Settings, workers: int) -> int:
         workers=workers,
         limits=serving.Limits(head_seconds=settings.request_head_seconds, max_connections=cap),
         access_log=False,
+        # X-Forwarded-For is read by the app, and only from ONSITE_BALLOT_TRUSTED_PROXIES; uvicorn's
+        # own reading trusts any client on 127.0.0.1, so a local client could pose as anyone.
+        proxy_headers=False,
         timeout_graceful_shutdown=5,
         # Phones on a weak meeting-room signal reuse their connection across the ~2 minutes of
         # scoring; uvicorn's 5 s default closes it under them and a submit can hit the closed socket.
@@ -342,6 +350,12 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args))
     except (SecretFileError, NoDatabase) as error:
         print(error, file=sys.stderr)
+        return 2
+    except ValidationError as error:  # a setting from the environment that cannot be used
+        print("设置有误，服务拒绝启动 · the settings are wrong, so the service will not start:", file=sys.stderr)
+        for problem in error.errors():
+            where = ".".join(str(part) for part in problem["loc"])
+            print(f"  {where}: {problem['msg'].removeprefix('Value error, ')}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

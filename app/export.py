@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from app.errors import Invalid, Problem
 from app.export_schema import OverviewPage, ResultRecord
 from app.localtime import local_text, zone_label
+from app.messages import Listing
 from app.models import (
     Category,
     Figure,
@@ -81,22 +82,11 @@ def figures_public(
     ]
     message = None
     if figures.status == "insufficient":
-        message = Problem(
-            "meeting_groups",
-            {
-                "error": "、".join(figures.insufficient_groups) + " 的有效票数少于 K，无法计算加权得分"
-                if lang != "en"
-                else ", ".join(figures.insufficient_groups) + " have fewer than K ballots; no weighted score"
-            },
-        ).message(lang)
+        message = Problem("figures_insufficient", {"groups": Listing(figures.insufficient_groups)}).message(lang)
     elif figures.status == "too_few":
-        message = (
-            "有效测评票太少，为保护匿名不公布得分（否则会公开这几张票的内容）"
-            if lang != "en"
-            else "Too few valid ballots: no score is published, as it would show what those few said"
-        )
+        message = Problem("figures_too_few").message(lang)
     elif figures.status == "no_ballots":
-        message = "尚无有效测评票" if lang != "en" else "No valid ballots yet"
+        message = Problem("figures_no_ballots").message(lang)
     return FiguresPublic(
         ballots=figures.ballots,
         counted=figures.counted,

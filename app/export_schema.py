@@ -11,6 +11,7 @@ from typing import Annotated, Any, Final, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field as PydanticField, field_validator
+from pydantic_core import PydanticCustomError
 
 from app.models import ApiModel, Figure, FiguresPublic, GroupFigure, GroupPublic, ItemFigure, UtcDateTime
 
@@ -160,7 +161,7 @@ class WebhookCreate(ApiModel):
         except ValueError:
             readable = False
         if not readable:
-            raise ValueError("不是可以发送的网址 (not an address a request can be sent to)")
+            raise PydanticCustomError("webhook_url_unreadable", "not an address a request can be sent to")
         return value
 
 

@@ -19,12 +19,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from app import backup
+from app import backup, text
+from app.auth import SESSION_LIFETIME
 from app.backup import sqlite_path
 from app.db import Database, create_database
 from app.disk import DiskState
-from app.errors import DomainError, Problem, TooManyGuesses
+from app.errors import DomainError, Problem, TooManyGuesses, validation_problem
 from app.guard import GuessGuard
 from app.live import Hub
 from app.routes import (
@@ -60,8 +62,8 @@ log = logging.getLogger("onsite_ballot")
 NO_TELEMETRY: TelemetryConfig = {
     "tracing": False, "metrics": False, "logs": False, "operation_spans": False, "auto_configure": False,
 }
-# A signed-in organizer stays signed in for a working day, not longer.
-SESSION_SECONDS = 8 * 3600
+# A signed-in organizer stays signed in for a working day, not longer (and the server agrees: auth).
+SESSION_SECONDS = int(SESSION_LIFETIME.total_seconds())
 SESSION_COOKIE = "ob_session"
 # A load balancer's health check waits a few seconds at most: answer before it gives up.
 READY_PROBE_SECONDS = 3.0
@@ -130,6 +132,21 @@ class BodyLimit:
 
 class _Refused(Exception):
     pass
+
+
+class RefuseControlInAddress:
+    """422 for a control character in the path or the query string (app.text), before any route:
+    a NUL handed on to PostgreSQL in a lookup fails the whole query (a 500 once)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and text.address_has_control(scope["path"], scope.get("query_string", b"")):
+            response = error_response(Request(scope, receive), Problem("request_control"), 422)
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 # Phone paths never carry an organizer's session: the hot path skips the cookie's signature
@@ -258,15 +275,19 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     app.state.disk = disk
     # /readyz reads the database under its own watchdog: a probe on a dead connection answers 503.
     app.state.probe = Watchdog(seconds=READY_PROBE_SECONDS, name="readiness-probe")
-    app.state.guard = GuessGuard()
+    app.state.guard = GuessGuard.for_workers(settings.workers)
 
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError) -> Response:
-        if isinstance(exc, TooManyGuesses) and is_phone_page(request):
-            page = Page(request)
+        if isinstance(exc, TooManyGuesses):
             seconds = exc.problem.params.get("seconds", 1)
-            response = page.message("guess_title", "guess_body", 429, link=(page.url("/c"), page.t("type_code")),
-                                    seconds=seconds)
+            response: Response
+            if is_phone_page(request):
+                page = Page(request)
+                response = page.message("guess_title", "guess_body", 429,
+                                        link=(page.url("/c"), page.t("type_code")), seconds=seconds)
+            else:
+                response = error_response(request, exc.problem, exc.status)
             response.headers["Retry-After"] = str(seconds)
             return response
         if wants_page(request):
@@ -277,16 +298,14 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
-        problems = [
-            Problem("request_invalid", {"error": f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"})
-            for err in exc.errors()
-        ]
+        problems = [validation_problem(err) for err in exc.errors()]
         return error_response(request, problems[0], 422, problems)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
-        code = "not_found" if exc.status_code == 404 else "request_invalid"
-        problem = Problem(code, {"error": exc.detail}) if code == "request_invalid" else Problem(code)
+        # Starlette's own words (exc.detail) are English: ours say the same in the reader's language.
+        code = HTTP_PROBLEMS.get(exc.status_code, "request_unreadable")
+        problem = Problem(code)
         if exc.status_code == 404 and is_phone_page(request):
             page = Page(request)
             response: Response = page.message("page_missing_title", "page_missing_body", 404,
@@ -305,7 +324,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     @app.exception_handler(OverflowError)
     async def _overflow(request: Request, exc: OverflowError) -> Response:
         # A number too large for the database's integers (an id or a year typed wrong, or a fuzzer).
-        problem = Problem("request_invalid", {"error": "数值超出范围 (a number is out of range)"})
+        problem = Problem("request_invalid", {"error": Problem("number_out_of_range")})
         return error_response(request, problem, 422)
 
     app.openapi = lambda: documented(app)  # type: ignore[method-assign]
@@ -338,9 +357,17 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
         https_only=settings.base_url.startswith("https://"),
     )
     app.add_middleware(CompressExceptSubmits)
+    if settings.trusted_proxy_list:
+        # The client's address as the configured proxy forwards it (uvicorn's middleware; `serve`
+        # turns uvicorn's own handling off, which trusts any local client by default).
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxy_list)
+    app.add_middleware(RefuseControlInAddress)  # nothing else reads such an address
     # Outermost of ours: whatever escapes the app is answered with an id, and logged without a traceback.
     app.add_middleware(CatchUnexpected)
     return app
+
+
+HTTP_PROBLEMS = {404: "not_found", 405: "method_not_allowed"}
 
 
 def is_phone_page(request: Request) -> bool:
@@ -355,12 +382,10 @@ def wants_page(request: Request) -> bool:
 
 def app_from_env() -> FastAPI:
     """For uvicorn --factory: every worker process builds its app from the environment."""
-    from app.redact import RedactPhonePaths
+    from app.redact import configure_logging
     from app.settings import get_settings
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    # Whoever turns uvicorn's access log on still gets no ballot code in it.
-    logging.getLogger("uvicorn.access").addFilter(RedactPhonePaths())
+    configure_logging()
     app = create_app(get_settings())
     # Everything made so far (some 100,000 objects: the imported modules, the app, its routes and
     # models) lives as long as the process. Left to the collector, each full collection walks them

@@ -7,12 +7,14 @@ neither holds a time, an address, a user agent or anything that follows submissi
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field as PydanticField, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field as PydanticField, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 from sqlalchemy import BigInteger, Column, ForeignKeyConstraint, Index, LargeBinary, Text
 from sqlmodel import Field, SQLModel
 
+from app import text
 from app.localtime import as_utc
 
 MeetingState = Literal["draft", "open", "closed"]
@@ -223,6 +225,30 @@ class User(SQLModel, table=True):
     created_at: dt.datetime = Field(default_factory=utcnow)
 
 
+class OrganizerSession(SQLModel, table=True):
+    """A signed-in browser. The cookie holds a random token; this row, its hash: signing out, a
+    password change or the end of the working day deletes the row, and a copied cookie stops working."""
+
+    __tablename__ = "organizer_session"
+
+    token_hash: str = Field(primary_key=True, max_length=64)
+    user_id: int = Field(foreign_key="organizer.id", index=True)
+    expires_at: dt.datetime
+
+
+class KnownBrowser(SQLModel, table=True):
+    """A browser that has signed in to an account with its password (a random token in a cookie
+    sent only to /login, kept here as a hash). Wrong passwords from elsewhere lock an account for
+    unknown browsers only; this browser can still sign in, and its correct password lifts the lock."""
+
+    __tablename__ = "known_browser"
+
+    token_hash: str = Field(primary_key=True, max_length=64)
+    user_id: int = Field(foreign_key="organizer.id", primary_key=True, index=True)
+    failed_logins: int = 0
+    created_at: dt.datetime = Field(default_factory=utcnow)
+
+
 class ApiKey(SQLModel, table=True):
     __tablename__ = "api_key"
 
@@ -239,7 +265,20 @@ class ApiKey(SQLModel, table=True):
 
 
 class ApiModel(BaseModel):
+    """A request body. No text in it may hold a control character (app.text): refused with a 422
+    naming the field before anything is read further, on either database alike."""
+
     model_config = ConfigDict(extra="forbid")
+    # The top-level fields that may hold line breaks and tabs; all other text is one line.
+    PARAGRAPHS: ClassVar[frozenset[str]] = frozenset()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_control_characters(cls, data: Any) -> Any:
+        where = text.first_control(data, paragraphs=cls.PARAGRAPHS)
+        if where is not None:
+            raise PydanticCustomError("text_control", "a control character in {path}", {"path": where})
+        return data
 
 
 class UnitCreate(ApiModel):
@@ -317,6 +356,22 @@ class MeetingCreate(ApiModel):
     component_weight: str = PydanticField(default="0.4", pattern=r"^(0(\.\d{1,4})?|1(\.0{1,4})?)$")
     flagged_rule: Literal["count", "exclude"] = "count"
 
+    @field_validator("title")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if text.is_blank(value):
+            raise PydanticCustomError("text_blank", "the title is blank")
+        return value
+
+    @model_validator(mode="after")
+    def _date_in_year(self) -> Self:
+        # A review of the year 2026 held in 1900 is a typing mistake, and it would sort and report wrong.
+        if self.date.year != self.year:
+            raise PydanticCustomError(
+                "meeting_date_year", "the date is not in the year", {"date": self.date.isoformat(), "year": self.year}
+            )
+        return self
+
 
 class MeetingPublic(BaseModel):
     id: int
@@ -352,6 +407,8 @@ class CloseBody(ApiModel):
 
 
 class ReopenBody(ApiModel):
+    PARAGRAPHS = frozenset({"reason"})
+
     reason: str = PydanticField(min_length=1, max_length=1000)
 
 
@@ -400,7 +457,12 @@ class MintedTokens(BaseModel):
     tokens: list[MintedToken]
 
 
-class BallotSubmit(ApiModel):
+class BallotSubmit(BaseModel):
+    """Not an ApiModel: its check over the whole body would make pydantic read the JSON twice on the
+    path every phone takes. Only the comment is stored as sent (a code is normalized to its alphabet,
+    an answer to a grade key or a number, anything else refused by app.templates), so only the
+    comment is checked for control characters, with one search."""
+
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
@@ -419,6 +481,13 @@ class BallotSubmit(ApiModel):
     # At most app.templates.COMMENT_MAX_CHARS characters, checked with the answers once the code
     # is known to be unspent: a spent code answers "already counted" whatever comes with it.
     comment: str | None = PydanticField(default=None, description="意见建议, at most 500 characters")
+
+    @field_validator("comment")
+    @classmethod
+    def _comment_without_control_characters(cls, value: str | None) -> str | None:
+        if value is not None and text.has_control(value, paragraph=True):
+            raise PydanticCustomError("text_control", "a control character in the comment")
+        return value
 
 
 class BallotReceipt(BaseModel):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from app.disclosure import Breakdown
-from app.errors import Invalid
+from app.errors import Invalid, Problem, field_reason
 from app.export_schema import (
     AUDIT_FORMAT,
     AuditBallot,
@@ -31,6 +31,7 @@ from app.export_schema import (
 from app.figures import StoredBallot, ballot_set_digest, figures_for
 from app.models import Category, FiguresPublic, GroupPublic, Meeting, Result, Unit
 from app.scoring import canonical_json
+from app.sheets import FORMULA_STARTS
 from app.templates import BallotTemplate, parse_template
 
 CSV_GROUP = "group"
@@ -97,8 +98,10 @@ def to_json(file: AuditFile) -> bytes:
 def to_csv(file: AuditFile) -> bytes:
     """First row: the format and everything but the ballots as JSON; then a header; then ballots.
 
-    No cell is altered against spreadsheet formulas here (unlike the results CSV): a changed
-    character would no longer match the digest.
+    A ballot's cell that a spreadsheet would take for a formula (a rater's comment "=HYPERLINK(…)")
+    gets a leading apostrophe, and so does one that starts with an apostrophe already, so that
+    reading the file back (``parse_audit``) removes exactly one and finds the very text that was
+    cast. The digest is computed over that text, never over the CSV's.
     """
     template = parse_template(file.template)
     point_ids = list(template.point_ids())
@@ -109,8 +112,17 @@ def to_csv(file: AuditFile) -> bytes:
     writer.writerow([AUDIT_FORMAT, canonical_json(meta)])
     writer.writerow([CSV_GROUP, CSV_COMMENT, *point_ids])
     for ballot in file.ballots:
-        writer.writerow([ballot.group or "", ballot.comment or "", *(ballot.answers[p] for p in point_ids)])
+        cells = [ballot.group or "", ballot.comment or "", *(ballot.answers[p] for p in point_ids)]
+        writer.writerow([_as_text(cell) for cell in cells])
     return out.getvalue().encode("utf-8")
+
+
+def _as_text(cell: str) -> str:
+    return "'" + cell if cell.startswith((*FORMULA_STARTS, "'")) else cell
+
+
+def _from_text(cell: str) -> str:
+    return cell[1:] if cell.startswith("'") else cell
 
 
 def parse_audit(data: bytes) -> AuditFile:
@@ -118,7 +130,7 @@ def parse_audit(data: bytes) -> AuditFile:
     try:
         text = data.decode("utf-8").removeprefix(UTF8_BOM)
     except UnicodeDecodeError:
-        raise Invalid("audit_file", error="not UTF-8 text") from None
+        raise Invalid("audit_file", error=Problem("audit_not_utf8")) from None
     try:
         if text.lstrip().startswith("{"):
             return AuditFile.model_validate_json(text)
@@ -126,26 +138,35 @@ def parse_audit(data: bytes) -> AuditFile:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "(root)"
-        raise Invalid("audit_file", error=f"{where}: {first['msg']}") from None
-    except (ValueError, KeyError, IndexError) as exc:
-        raise Invalid("audit_file", error=str(exc)) from None
+        problem = Problem("field_reason", {"field": where, "reason": field_reason(first)})
+        raise Invalid("audit_file", error=problem) from None
+    except _Unreadable as exc:
+        raise Invalid("audit_file", error=exc.problem) from None
+    except (ValueError, KeyError, IndexError):
+        raise Invalid("audit_file", error=Problem("audit_csv_meta")) from None
+
+
+class _Unreadable(Exception):
+    def __init__(self, code: str, **params: object) -> None:
+        self.problem = Problem(code, params)
 
 
 def _parse_csv(text: str) -> AuditFile:
     rows = list(csv.reader(io.StringIO(text)))
     if len(rows) < 2 or not rows[0] or rows[0][0] != AUDIT_FORMAT:
-        raise ValueError(f"the first row must start with {AUDIT_FORMAT}")
+        raise _Unreadable("audit_csv_first_row", format=AUDIT_FORMAT)
     meta = json.loads(rows[0][1])
     header = rows[1]
     if header[:2] != [CSV_GROUP, CSV_COMMENT]:
-        raise ValueError(f"the second row must start with {CSV_GROUP},{CSV_COMMENT}")
+        raise _Unreadable("audit_csv_header", header=f"{CSV_GROUP},{CSV_COMMENT}")
     point_ids = header[2:]
     ballots = []
     for line, row in enumerate(rows[2:], start=3):
         if not row:
             continue
         if len(row) != len(header):
-            raise ValueError(f"line {line} has {len(row)} cells, the header {len(header)}")
+            raise _Unreadable("audit_csv_cells", line=line, cells=len(row), header=len(header))
+        row = [_from_text(cell) for cell in row]
         ballots.append(
             {"group": row[0] or None, "comment": row[1] or None, "answers": dict(zip(point_ids, row[2:], strict=True))}
         )

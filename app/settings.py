@@ -29,6 +29,9 @@ KNOWN_DEFAULT_SECRETS = frozenset(
     }
 )
 MIN_SECRET_LENGTH = 32
+# With K = 1 every step of the live tally is one ballot, and with 2 a rater who knows their own
+# ballot knows the other's: three is the least that hides anyone.
+MIN_K_ANONYMITY = 3
 SECRET_FILE = "secret_key"
 
 
@@ -45,6 +48,12 @@ class Settings(BaseSettings):
     environment: Literal["development", "production", "test"] = "development"
     host: str = "127.0.0.1"
     port: int = 8000
+    # How many worker processes serve this database: `serve --workers N` sets it for its workers,
+    # each of which then guards its share of the guessing budget (app.guard).
+    workers: int = 1
+    # The reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed: addresses or
+    # networks, comma-separated ("127.0.0.1", "10.0.0.0/8"). Empty: none; the peer is the client.
+    trusted_proxies: str = ""
     # The largest request body accepted; a 19-point ballot with a long comment is under 8 KiB.
     max_body_bytes: int = 64 * 1024
     # How long a request body may take to arrive: a phone on a weak signal sends 8 KiB in well under
@@ -72,6 +81,10 @@ class Settings(BaseSettings):
     webhook_retry_hours: float = 48.0
     # Times on pages, reports and sheets are shown in this zone; the API gives ISO 8601 with the offset.
     timezone: str = "Asia/Shanghai"
+    # Webhook hosts that may be on this machine or a private network (an intranet main scoring system):
+    # names or addresses exactly as in the URL, comma-separated. Any other host must resolve to public
+    # addresses only (app.webhooks).
+    webhook_allowed_hosts: str = ""
 
     @field_validator("secret_key")
     @classmethod
@@ -88,9 +101,12 @@ class Settings(BaseSettings):
 
     @field_validator("k_anonymity")
     @classmethod
-    def _k_positive(cls, value: int) -> int:
-        if value < 1:
-            raise ValueError("ONSITE_BALLOT_K_ANONYMITY must be at least 1")
+    def _k_large_enough(cls, value: int) -> int:
+        if value < MIN_K_ANONYMITY:
+            raise ValueError(
+                f"ONSITE_BALLOT_K_ANONYMITY must be at least {MIN_K_ANONYMITY}: below that, a breakdown or a step"
+                " of the live tally can single out a ballot"
+            )
         return value
 
     @field_validator("timezone")
@@ -116,6 +132,22 @@ class Settings(BaseSettings):
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @field_validator("workers")
+    @classmethod
+    def _workers_positive(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError("ONSITE_BALLOT_WORKERS must be at least 1")
+        return value
+
+    @property
+    def allowed_webhook_hosts(self) -> frozenset[str]:
+        hosts = (host.strip().lower().rstrip(".") for host in self.webhook_allowed_hosts.split(","))
+        return frozenset(host for host in hosts if host)
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        return [entry.strip() for entry in self.trusted_proxies.split(",") if entry.strip()]
 
     @property
     def resolved_database_url(self) -> str:

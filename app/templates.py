@@ -15,7 +15,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from app.errors import Invalid, Problem, invalid_with
+from app import text
+from app.errors import Invalid, Problem, field_reason, invalid_with
+from app.messages import reason
 
 TOTAL_POINTS = Decimal(100)
 # A comment may hold this many characters. Comments on paper are a few lines; the limit also sets
@@ -92,6 +94,19 @@ class BallotTemplate(_Frozen):
             for point in self.points
         }
 
+    @cached_property
+    def _grade_keys_by_upper(self) -> dict[str, str]:
+        return {grade.key.upper(): grade.key for grade in self.grades}
+
+    def grade_key(self, answer: object) -> str | None:
+        """The grade a rater's answer names, as the template spells its key; None if none.
+
+        On purpose, the same for the API and the form: case and surrounding spaces do not matter
+        ("a", " A " and "A" are one grade), so a template with lower-case keys is answerable by
+        any client, and the form shows a sent-back answer as chosen exactly when it counts.
+        """
+        return self._grade_keys_by_upper.get(answer.strip().upper()) if isinstance(answer, str) else None
+
     def input_of(self, point: Point) -> InputMode:
         return point.input or self.input
 
@@ -147,15 +162,20 @@ def parse_template(data: Mapping[str, object] | str | bytes) -> BallotTemplate:
         try:
             # parse_float=Decimal: a number in the text keeps every digit it was written with.
             data = json.loads(data, parse_float=Decimal)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise invalid_with([Problem("template_invalid_json", {"error": str(exc)})]) from None
+        except json.JSONDecodeError as exc:
+            raise invalid_with([Problem("template_invalid_json", {"line": exc.lineno, "column": exc.colno})]) from None
+        except UnicodeDecodeError:
+            raise invalid_with([Problem("template_not_utf8")]) from None
+    where = text.first_control(data)
+    if where is not None:
+        raise invalid_with([Problem("template_field", {"path": where, "error": reason("control")})])
     try:
         template = BallotTemplate.model_validate(data)
     except ValidationError as exc:
         problems = [
             Problem(
                 "template_field",
-                {"field": ".".join(str(part) for part in err["loc"]) or "(root)", "error": err["msg"]},
+                {"path": ".".join(str(part) for part in err["loc"]) or "(root)", "error": field_reason(err)},
             )
             for err in exc.errors()
         ]
@@ -196,9 +216,6 @@ def parse_answers(template: BallotTemplate, raw: Mapping[str, object]) -> dict[s
         if point_id not in points:
             problems.append(Problem("ballot_unknown_point", {"point": point_id}))
     grades = {grade.key: grade for grade in template.grades}
-    # Upper-cased input against upper-cased keys, answering with the template's own key: a
-    # template whose keys are lower case must still be answerable.
-    keys_by_upper = {key.upper(): key for key in grades}
     canonical: dict[str, str] = {}
     for point in template.points:
         if point.id not in raw or raw[point.id] in (None, ""):
@@ -206,7 +223,7 @@ def parse_answers(template: BallotTemplate, raw: Mapping[str, object]) -> dict[s
             continue
         value = raw[point.id]
         if template.input_of(point) == "grades":
-            key = keys_by_upper.get(value.strip().upper()) if isinstance(value, str) else None
+            key = template.grade_key(value)
             if key is None:
                 problems.append(
                     Problem(

@@ -7,6 +7,14 @@ write lock, and a claim is a lease: if the worker dies, the delivery becomes due
 lease ends. Receivers see each event at least once and deduplicate by the delivery id.
 
 Nothing but the result goes out or into the log: no ballot, no token, no response body.
+
+A delivery goes only to the public internet, unless its host is allowed by name
+(``ONSITE_BALLOT_WEBHOOK_ALLOWED_HOSTS``: a main scoring system on the intranet is normal). Otherwise
+an administrator's URL, the delivery log and "send again" would make a port scanner of this server
+(``http://127.0.0.1:5432/``, ``http://169.254.169.254/…``). The host is checked when an endpoint is
+registered and again at every connection, after DNS, and the connection goes to the very address
+that was checked: a name cannot resolve to a public address for the check and to 127.0.0.1 for the
+request.
 """
 
 from __future__ import annotations
@@ -15,15 +23,22 @@ import asyncio
 import datetime as dt
 import hashlib
 import hmac
+import ipaddress
 import logging
+import socket
 import time
+from collections.abc import Collection, Iterable
 from contextlib import suppress
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
+import anyio
+import httpcore
 import httpx
 
 from app import store
 from app.db import Database
+from app.errors import Invalid
 from app.settings import Settings
 
 log = logging.getLogger("onsite_ballot.webhooks")
@@ -39,6 +54,108 @@ CLAIM_BATCH = 16
 LEASE_MARGIN_SECONDS = 30.0
 # Receivers should refuse a signature older than this (README): a captured request cannot be replayed.
 SIGNATURE_TOLERANCE_SECONDS = 300
+
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+# IPv6 prefixes that carry an IPv4 address a gateway will connect to: NAT64 (RFC 6052).
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def refused_address(address: IPAddress) -> bool:
+    """Not an address on the public internet: loopback, private, link-local (the cloud metadata
+    service), carrier-grade NAT, unspecified, documentation, multicast; or IPv4 of those in IPv6."""
+    embedded: list[IPAddress] = [address]
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            embedded.append(address.ipv4_mapped)
+        if address.sixtofour is not None:
+            embedded.append(address.sixtofour)
+        if address in NAT64:
+            embedded.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    return any(not ip.is_global or ip.is_multicast for ip in embedded)
+
+
+class AddressRefused(Exception):
+    """A webhook host that points where deliveries may not go; carries the host and the address."""
+
+    def __init__(self, host: str, address: str) -> None:
+        super().__init__(host)
+        self.host, self.address = host, address
+
+
+def allowed_by_name(host: str, allowed: Collection[str]) -> bool:
+    return host.lower().rstrip(".") in allowed
+
+
+def vetted(host: str, addresses: Iterable[str], allowed: Collection[str]) -> str:
+    """The address to connect to: the first one, once every address the host resolves to is fine."""
+    candidates = list(addresses)
+    if not allowed_by_name(host, allowed):
+        for candidate in candidates:
+            if refused_address(ipaddress.ip_address(candidate.split("%", 1)[0])):
+                raise AddressRefused(host, candidate)
+    return candidates[0]
+
+
+def check_destination(url: str, allowed: Collection[str]) -> None:
+    """At registration: Invalid("webhook_address_refused") for a host that resolves where deliveries
+    may not go. A name that does not resolve here is let through: it is checked again when sent."""
+    host = urlsplit(url).hostname or ""
+    if allowed_by_name(host, allowed):
+        return
+    try:
+        found = {str(info[4][0]) for info in socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)}
+    except (OSError, UnicodeError):
+        return
+    try:
+        vetted(host, sorted(found), allowed)
+    except AddressRefused as refused:
+        raise Invalid("webhook_address_refused", host=refused.host, address=refused.address) from None
+
+
+class CheckedBackend(httpcore.AsyncNetworkBackend):
+    """httpcore's network backend with the check in ``connect_tcp``: resolve, check every address,
+    connect to the checked one. TLS still names (and verifies) the host, not the address."""
+
+    def __init__(self, allowed: Collection[str]) -> None:
+        self._inner = httpcore.AnyIOBackend()
+        self._allowed = allowed
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        try:
+            infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            raise httpcore.ConnectError(f"cannot resolve: {type(exc).__name__}") from None
+        address = vetted(host, [str(info[4][0]) for info in infos], self._allowed)
+        return await self._inner.connect_tcp(
+            address, port, timeout=timeout, local_address=local_address, socket_options=socket_options
+        )
+
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None
+    ) -> httpcore.AsyncNetworkStream:
+        raise AddressRefused(path, "unix socket")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+class CheckedTransport(httpx.AsyncHTTPTransport):
+    """httpx's transport on a connection pool whose connections are checked (CheckedBackend).
+    httpx takes no network backend of its own; its pool is httpcore's, which does."""
+
+    def __init__(self, allowed: Collection[str]) -> None:
+        super().__init__(trust_env=False)
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(trust_env=False), network_backend=CheckedBackend(allowed)
+        )
 
 
 def signature(secret: str, timestamp: str, body: bytes) -> str:
@@ -132,7 +249,10 @@ class WebhookWorker:
 
     async def _run(self) -> None:
         timeout = httpx.Timeout(self._settings.webhook_timeout_seconds)
-        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False) as client:
+        transport = CheckedTransport(self._settings.allowed_webhook_hosts)
+        async with httpx.AsyncClient(
+            timeout=timeout, follow_redirects=False, trust_env=False, transport=transport
+        ) as client:
             while not self._stopping:
                 sent = 0
                 try:
@@ -182,6 +302,8 @@ class WebhookWorker:
             error = "timeout"
         except httpx.HTTPError as exc:
             error = type(exc).__name__
+        except AddressRefused:
+            error = "address_refused"
         duration_ms = int((time.monotonic() - started) * 1000)
         await asyncio.to_thread(self._record, delivery, status_code, error, duration_ms)
 

@@ -27,6 +27,16 @@ from app.settings import Settings
 
 TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
 PG_URL = os.environ.get("TEST_DATABASE_URL", "")
+
+
+def side_database(purpose: str) -> str:
+    """A second database for tests that start servers, named after TEST_DATABASE_URL's own
+    (test_h12 -> test_h12_crash): several suites on one PostgreSQL server never share one."""
+    from sqlalchemy.engine import make_url
+
+    return f"{make_url(PG_URL).database}_{purpose}"
+
+
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.skipif(not PG_URL, reason="TEST_DATABASE_URL is not set"))]
 
 

@@ -248,16 +248,16 @@ def test_bad_ballots_are_named_and_change_nothing(client: TestClient, auth: dict
         ({"token": code, "answers": {**ALL_A, "p03": "E"}}, 422, "ballot_unknown_grade", "测评要点 p03 的等级 E 无效，可选：A/B/C/D"),
         ({"token": "K7MQ2X9PAR", "answers": ALL_A}, 404, "token_unknown", "无法识别这个测评码，请核对后重新输入"),
         ({"token": "短码", "answers": ALL_A}, 404, "token_unknown", "无法识别这个测评码，请核对后重新输入"),
-        ({"token": code, "answers": ALL_A, "comment": "\x00"}, 422, "ballot_comment_control", "意见建议中含有无法保存的控制字符，请删去后再提交"),
+        ({"token": code, "answers": ALL_A, "comment": "\x00"}, 422, "text_control", "body.comment 含有控制字符（如 NUL 或单行文字中的换行），请删除后再提交"),
         ({"token": code, "answers": ALL_A, "comment": "长" * 501}, 422, "ballot_comment_too_long", "意见建议最多 500 字，现为 501 字"),
-        ({"token": code, "answers": ALL_A, "extra": 1}, 422, "request_invalid", "请求内容有误：body.extra: Extra inputs are not permitted"),
+        ({"token": code, "answers": ALL_A, "extra": 1}, 422, "request_invalid", "请求内容有误：body.extra 不是可用的字段"),
     ]
     for body, status, code_, detail in cases:
         r = client.post("/api/v1/ballots", json=body)
         assert (r.status_code, r.json()["code"], r.json()["detail"]) == (status, code_, detail), body
     r = client.post("/api/v1/ballots", content=b'{"token": ', headers={"Content-Type": "application/json"})
-    assert r.status_code == 422
-    assert r.json()["code"] == "request_invalid"
+    assert (r.status_code, r.json()["code"], r.json()["detail"]) == (
+        422, "request_json", "请求内容不是有效的 JSON（第 11 个字符处有误）")
     r = client.post("/api/v1/ballots", content=b"{" + b" " * 70_000 + b"}", headers={"Content-Type": "application/json"})
     assert r.status_code == 413
     assert r.json()["detail"] == "请求内容过大（上限 65536 字节）"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
 import logging
 import re
 
@@ -57,6 +60,7 @@ def test_open_redirect_is_refused(client: TestClient, database: Database) -> Non
 
 
 def test_lockout_after_repeated_failures(client: TestClient, database: Database) -> None:
+    """A browser the account does not know; see tests/test_sessions.py for one it knows."""
     make_user(database)
     csrf = csrf_of(client.get("/login").text)
     for _ in range(5):
@@ -64,7 +68,7 @@ def test_lockout_after_repeated_failures(client: TestClient, database: Database)
         assert "用户名或密码不正确" in r.text
     r = client.post("/login", data={"username": "wang", "password": PASSWORD, "csrf": csrf})
     assert r.status_code == 401
-    assert "密码错误次数过多，请 15 分钟后再试" in r.text
+    assert "用户名或密码不正确。连续输错 5 次后，未在本账号登录过的浏览器需等待 15 分钟再试" in r.text
 
 
 def test_stale_form_gets_a_plain_page(client: TestClient, database: Database) -> None:
@@ -203,12 +207,17 @@ def test_secrets_never_in_logs_or_database_in_clear(
     assert key is not None
     session_cookie = client.cookies.get("ob_session")
     assert session_cookie
+    # The cookie's payload: the session's token (the server keeps its hash) and the CSRF token.
+    payload = json.loads(base64.b64decode(session_cookie.split(".")[0] + "=="))
+    browser = client.cookies.get("ob_browser", path="/login")
+    assert payload["sid"] and browser
     with database.reading() as conn:
         dump = "\n".join(
-            repr(row) for table in ("organizer", "api_key", "audit_event")
+            repr(row) for table in ("organizer", "api_key", "audit_event", "organizer_session", "known_browser")
             for row in conn.execute(text(f"SELECT * FROM {table}")).all()
         )
-    secrets = [PASSWORD, key.group(1), session_cookie, csrf, TEST_SECRET]  # TEST_SECRET signs the sessions
+    assert dump.count(hashlib.sha256(payload["sid"].encode()).hexdigest()) == 1
+    secrets = [PASSWORD, key.group(1), session_cookie, payload["sid"], browser, csrf, TEST_SECRET]
     for secret in secrets:
         assert secret not in dump
         assert secret not in caplog.text

@@ -31,7 +31,7 @@ from app.settings import Settings
 from app.templates import default_template, parse_answers
 from bench.client import Connection, post_json
 from bench.service import Api, Server, create_api_key, free_port, service, service_env
-from tests.conftest import PG_URL
+from tests.conftest import PG_URL, side_database
 
 pytestmark = pytest.mark.slow
 
@@ -39,7 +39,7 @@ BALLOTS = 400
 CLIENTS = 32
 # Kill once this many are acknowledged: well inside the stream, with many still in flight.
 KILL_AFTER = 120
-CRASH_DATABASE = "crashtest"
+CRASH_DATABASE = side_database("crash") if PG_URL else ""
 # Reads that see one moment of the database: SQLite's read transaction already does.
 SNAPSHOT = {"sqlite": "SERIALIZABLE", "postgresql": "REPEATABLE READ"}
 POINTS = [f"p{i:02d}" for i in range(1, 20)]

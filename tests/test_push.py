@@ -20,12 +20,12 @@ import httpx
 import pytest
 
 from bench.service import Api, create_api_key, free_port, recreate_pg_database, running, service, service_env
-from tests.conftest import ALL_A, PG_URL
+from tests.conftest import ALL_A, PG_URL, side_database
 
 pytestmark = pytest.mark.slow
 
 PUSH_DEADLINE_S = 1.0
-LIVE_DATABASE = "livetest"
+LIVE_DATABASE = side_database("live") if PG_URL else ""
 
 
 def listen(base: str, key: str, meeting_id: int, events: queue.Queue[dict[str, Any]], stop: threading.Event) -> None:

@@ -153,9 +153,11 @@ def test_recount_names_a_published_figure_that_the_ballots_do_not_give(
 
 def test_recount_refuses_other_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     cases = [
-        (b"\xff\xfe", "审计文件无法读取：not UTF-8 text"),
-        (b"group,comment,p01\r\n,,A\r\n", "审计文件无法读取：the first row must start with onsite-ballot/audit/v1"),
-        (b'{"format": "onsite-ballot/audit/v2"}', "审计文件无法读取：format: Input should be 'onsite-ballot/audit/v1'"),
+        (b"\xff\xfe", "审计文件无法读取：不是 UTF-8 文本\nThe audit file cannot be read: it is not UTF-8 text"),
+        (b"group,comment,p01\r\n,,A\r\n", "审计文件无法读取：CSV 第一行应以 onsite-ballot/audit/v1 开头"),
+        (b'{"format": "onsite-ballot/audit/v2"}', "审计文件无法读取：format 应为以下之一：'onsite-ballot/audit/v1'\n"
+                                                  "The audit file cannot be read: format must be one of"
+                                                  " 'onsite-ballot/audit/v1'"),
     ]
     for data, message in cases:
         path = tmp_path / "f"

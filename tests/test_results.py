@@ -219,9 +219,8 @@ def test_cursor_pages_are_stable_and_since_finds_a_reclose(client: TestClient, a
         ("format=pdf", "results_format", "格式 pdf 无效，可选：json、csv、xlsx"),
         ("table=ballots&format=csv", "results_table", "表 ballots 无效，可选：results, points, groups"),
         ("category=nope", "unit_unknown_category", "单位类别 nope 无效，可选：party_gov/central/mass_org/enterprise"),
-        ("limit=0", "request_invalid", "请求内容有误：query.limit: Input should be greater than or equal to 1"),
-        ("year=twenty", "request_invalid",
-         "请求内容有误：query.year: Input should be a valid integer, unable to parse string as an integer"),
+        ("limit=0", "request_invalid", "请求内容有误：query.limit 应不小于 1"),
+        ("year=twenty", "request_invalid", "请求内容有误：query.year 应为整数"),
     ],
 )
 def test_bad_queries_get_a_clear_422(client: TestClient, auth: dict[str, str], query: str, code: str,

@@ -228,19 +228,19 @@ def test_grade_fraction_bounds_are_allowed(fraction: str) -> None:
 @pytest.mark.parametrize(
     ("text", "error"),
     [
-        ("{", "Expecting property name enclosed in double quotes: line 1 column 2 (char 1)"),
-        ("", "Expecting value: line 1 column 1 (char 0)"),
-        ('{"id": }', "Expecting value: line 1 column 8 (char 7)"),
+        ("{", "第 1 行第 2 列"),
+        ("", "第 1 行第 1 列"),
+        ('{"id": }', "第 1 行第 8 列"),
+        ('{\n  "id": "x",\n  "name": ]', "第 3 行第 11 列"),
     ],
 )
 def test_invalid_json_text(text: str, error: str) -> None:
-    assert problems(lambda: parse_template(text)) == [("template_invalid_json", f"模板不是有效的 JSON：{error}")]
+    assert problems(lambda: parse_template(text)) == [("template_invalid_json", f"模板不是有效的 JSON（{error}有误）")]
 
 
-def test_undecodable_bytes_are_invalid_json() -> None:
-    found = problems(lambda: parse_template(b"\xff\xfe\x00"))
-    assert [code for code, _ in found] == ["template_invalid_json"]
-    assert found[0][1].startswith("模板不是有效的 JSON：")
+def test_undecodable_bytes_are_named_as_such() -> None:
+    assert problems(lambda: parse_template(b"\xff\xfe\x00")) == [
+        ("template_not_utf8", "模板应为 UTF-8 编码的 JSON 文本")]
 
 
 def test_missing_required_fields_all_named() -> None:
@@ -249,9 +249,9 @@ def test_missing_required_fields_all_named() -> None:
     del point_data(data, "p02")["max"]
     del data["items"][4]["points"]
     assert problems(lambda: parse_template(data)) == [
-        ("template_field", "模板字段 name 有误：Field required"),
-        ("template_field", "模板字段 items.0.points.1.max 有误：Field required"),
-        ("template_field", "模板字段 items.4.points 有误：Field required"),
+        ("template_field", "模板字段 name 必须填写"),
+        ("template_field", "模板字段 items.0.points.1.max 必须填写"),
+        ("template_field", "模板字段 items.4.points 必须填写"),
     ]
 
 
@@ -260,15 +260,15 @@ def test_unknown_field_and_bad_id() -> None:
     data["colour"] = "red"
     point_data(data, "p03")["id"] = "p 03"
     found = problems(lambda: parse_template(data))
-    assert [message.split("：")[0] for _, message in found] == ["模板字段 items.0.points.2.id 有误", "模板字段 colour 有误"]
-    assert found[1] == ("template_field", "模板字段 colour 有误：Extra inputs are not permitted")
+    assert found == [("template_field", "模板字段 items.0.points.2.id 格式不正确"),
+                     ("template_field", "模板字段 colour 不是可用的字段")]
 
 
 @pytest.mark.parametrize("value", ["[]", "null", '"text"', []])
 def test_template_must_be_an_object(value: object) -> None:
     found = problems(lambda: parse_template(value))  # type: ignore[arg-type]
     assert found == [
-        ("template_field", "模板字段 (root) 有误：Input should be a valid dictionary or instance of BallotTemplate"),
+        ("template_field", "模板字段 (root) 应为 JSON 对象"),
     ]
 
 

@@ -17,12 +17,12 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from bench.service import Api, create_api_key, free_port, recreate_pg_database, running, service, service_env
-from tests.conftest import ALL_A, PG_URL, TEST_SECRET
+from tests.conftest import ALL_A, PG_URL, TEST_SECRET, side_database
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not PG_URL, reason="TEST_DATABASE_URL is not set")]
 
 CODES = 40
-WORKERS_DATABASE = "workerstest"
+WORKERS_DATABASE = side_database("workers") if PG_URL else ""
 
 
 @pytest.fixture

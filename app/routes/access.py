@@ -21,7 +21,9 @@ from app.errors import DomainError, Forbidden, Unauthorized
 from app.routes.deps import SessionDep
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-SESSION_USER = "uid"
+# The signed cookie holds the session's token, not the user: the session itself is a row on the
+# server (store.start_session), which signing out deletes.
+SESSION_TOKEN = "sid"
 SESSION_CSRF = "csrf"
 
 
@@ -64,10 +66,10 @@ def principal_of(request: Request, session: SessionDep) -> Principal | None:
                 store.touch_api_key(session=session, key_id=row.id)  # type: ignore[arg-type]
         role: Role = "admin" if "admin" in row.scopes.split() else "export"
         return Principal(name=f"api:{row.name}", role=role)
-    user_id = request.session.get(SESSION_USER) if "session" in request.scope else None
-    if user_id is None:
+    token = request.session.get(SESSION_TOKEN) if "session" in request.scope else None
+    if not isinstance(token, str):
         return None
-    user = store.find_active_user(session=session, user_id=int(user_id))
+    user = store.session_user(session=session, token=token)
     if user is None:
         request.session.clear()
         return None

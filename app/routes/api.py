@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from app import store
 from app.auth import Principal
 from app.errors import NotFound
+from app.messages import LANGS, render
 from app.models import (
     BallotReceipt,
     BallotSubmit,
@@ -39,7 +40,6 @@ from app.routes.deps import (
     KeysDep,
     SessionDep,
     SettingsDep,
-    check_guesses,
     get_writer,
     language,
     notify_changed,
@@ -334,14 +334,8 @@ def get_result(meeting_id: int, session: SessionDep, principal: Reader) -> Resul
 
 # ---- ballots ----------------------------------------------------------------------------------
 
-COUNTED = {
-    "zh": "您的测评票已计入。投票是匿名的，任何人都无法知道您的选择。",
-    "en": "Your ballot has been counted. It is anonymous: nobody can tell what you chose.",
-}
-ALREADY = {
-    "zh": "这张测评票此前已经计入，无需再次提交。",
-    "en": "This ballot was already counted; there is nothing more to do.",
-}
+COUNTED = {lang: render("ballot_counted", lang) for lang in LANGS}
+ALREADY = {lang: render("ballot_already", lang) for lang in LANGS}
 
 
 # The phones' one route has a router of its own, included first: 200 phones in a minute should not
@@ -363,12 +357,12 @@ async def submit_ballot(body: BallotSubmit, request: Request, response: Response
 
     201 when counted; 200 "already counted" when the code was spent before, for any answers sent
     with it, the same or different: the service keeps nothing of a ballot to compare them with,
-    so its answer cannot prove to anyone how a code was used.
+    so its answer cannot prove to anyone how a code was used. 429 for a wrong code from an address
+    that has been guessing (a valid code is never refused for it).
     """
     # Plain calls, not dependencies: on the path 200 phones take at once, FastAPI solves each
     # sub-dependency with a round of its own (cache keys, query and cookie parsing), measured at
     # about 8% of a submit.
-    check_guesses(request)
     writer = get_writer(request)
     code = normalize(body.token)
     if code is None:

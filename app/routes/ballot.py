@@ -16,24 +16,23 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app import store
+from app import store, text
 from app.db import Database
 from app.errors import DomainError, Invalid, Problem
 from app.i18n import Lang
-from app.routes.deps import guard_guesses, wrong_code
+from app.routes.deps import wrong_code
 from app.routes.pages import PAGE_HEADERS, Page, PageDep, meeting_of_screen_key, plain, screen_key
 from app.templates import COMMENT_MAX_CHARS, BallotTemplate
 from app.tokens import normalize
 from app.writer import WriteFailed, WriterUnavailable
 
-# Every phone route looks a code up: an address that has been guessing is slowed (app.guard).
-router = APIRouter(include_in_schema=False, dependencies=[Depends(guard_guesses)])
+router = APIRouter(include_in_schema=False)
 
 # The claim cookie holds the phone's own code until its ballot has counted, so the same phone
 # reopening the screen link finds its ballot again. Once it has counted, the code is taken off the
@@ -72,7 +71,7 @@ def redirect(url: str, status: int = 303) -> RedirectResponse:
 
 
 def unknown_code(page: Page, status: int = 404) -> Response:
-    wrong_code(page.request)
+    wrong_code(page.request)  # a guessing address gets the "please wait" page instead (app.guard)
     return page.message("unknown_title", "unknown_body", status, link=(page.url("/c"), page.t("type_code")))
 
 
@@ -142,7 +141,7 @@ def ballot_view(
                         key=grade.key,
                         label=(grade.label_en or grade.label) if lang == "en" else grade.label,
                         score=plain(grade.fraction * point.max),
-                        checked=given.upper() == grade.key,
+                        checked=template.grade_key(given) == grade.key,
                     )
                     for grade in template.grades
                 ]
@@ -184,6 +183,8 @@ def render_ballot(
                 general.append(text)
         elif problem.code == "ballot_comment_too_long":
             comment_problem = page.t("problem_comment_long", **problem.params)
+        elif problem.code == "text_control":
+            comment_problem = page.t("problem_comment_control")
         else:
             general.append(problem.message(page.lang))
     count = len(by_point) + len(general) + bool(comment_problem)
@@ -261,6 +262,16 @@ async def submit_form(code: str, request: Request, page: PageDep) -> Response:
     if parsed is None:
         return page.message("form_title", "form_body", 400, link=back)
     answers, comment = parsed
+    problem = None
+    if len(comment) > COMMENT_MAX_CHARS:
+        problem = Problem("ballot_comment_too_long", {"max": COMMENT_MAX_CHARS, "length": len(comment)})
+    elif text.has_control(comment, paragraph=True):  # as BallotSubmit refuses it on the JSON path
+        problem = Problem("text_control", {"field": "comment"})
+    if problem is not None:
+        access = await run_in_threadpool(_access, request, canonical)
+        return refusal(page, canonical, access, posted=True) or render_ballot(
+            page, canonical, access, status=422, answers=answers, comment=comment, problems=[problem]
+        )
     try:
         outcome = await request.app.state.writer.submit(
             store.Submission(code=canonical, answers=answers, comment=comment or None)
@@ -372,6 +383,7 @@ def _no_claim(page: Page, meeting: store.ScreenMeeting) -> Response | None:
 
 
 def link_unknown(page: Page) -> Response:
+    wrong_code(page.request)  # a screen key is guessed like a code
     return page.message("link_unknown_title", "link_unknown_body", 404)
 
 

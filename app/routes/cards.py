@@ -121,7 +121,7 @@ def screen_links(meeting_id: int, session: SessionDep, settings: SettingsDep, pr
     meeting = store.screen_meeting(conn=session, meeting_id=meeting_id)
     assert meeting is not None, "managed_meeting found it"
     if meeting.mode != "screen":
-        raise Conflict("request_invalid", error="本评议会使用测评卡，不是扫屏模式 (the meeting uses cards)")
+        raise Conflict("meeting_not_screen")
     claim_url, screen_url = screen_urls(settings, meeting_id)
     return ScreenLinks(meeting_id=meeting_id, mode="screen", claim_url=claim_url, screen_url=screen_url,
                        attendance=meeting.attendance, claimed=meeting.claimed)

@@ -26,8 +26,9 @@ from app.auth import ROLE_NAMES, Principal
 from app.errors import DomainError
 from app.labels import actor_label, detail_text
 from app.localtime import local_date, local_text, zone_label
+from app.messages import TERMS
 from app.models import AuditEvent
-from app.routes.access import SESSION_USER, csrf_token
+from app.routes.access import SESSION_TOKEN, csrf_token
 from app.routes.pages import asset_url
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent.parent / "templates"
@@ -59,7 +60,7 @@ templates.env.filters["local_date"] = _local_date
 templates.env.globals["zone_name"] = _zone_name
 templates.env.globals["asset"] = asset_url
 
-STATE_NAMES = {"draft": "未开始", "open": "进行中", "closed": "已结束"}
+STATE_NAMES = {state: zh for state, (zh, _) in TERMS["state"].items()}
 MODE_NAMES = {"cards": "测评卡（每人一张二维码）", "screen": "大屏二维码（现场扫码领取）"}
 ACTION_NAMES = {
     "unit.create": "添加单位", "unit.update": "修改单位", "unit.import": "导入单位",
@@ -71,8 +72,19 @@ ACTION_NAMES = {
     "meeting.audit_export": "导出原始测评票", "webhook.create": "登记回调地址", "webhook.delete": "删除回调地址",
     "webhook.resend": "重新投递回调",
 }
-# Console pages may be cached by nobody: they show who may vote and, after close, results.
-HEADERS = {"Cache-Control": "no-store", "X-Frame-Options": "DENY", "Referrer-Policy": "same-origin"}
+# Console pages may be cached by nobody: they show who may vote and, after close, results. They
+# load everything from this server and run no inline script (static/console.js does the little
+# there is), so that text someone managed to put in a page (a unit's name, a comment) stays text.
+HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+    ),
+}
 
 NAV: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("/meetings", "评议会", ("admin", "secretary", "viewer")),
@@ -171,7 +183,8 @@ def field_errors(error: DomainError, field: str) -> dict[str, str]:
     return {field: "；".join(problem.message("zh") for problem in problems)}
 
 
-def signed_in(request: Request, user_id: int) -> None:
+def signed_in(request: Request, token: str) -> None:
+    """The browser now holds the new session's token (store.start_session), and a new CSRF token."""
     request.session.clear()
-    request.session[SESSION_USER] = user_id
+    request.session[SESSION_TOKEN] = token
     csrf_token(request)

@@ -14,7 +14,8 @@ from starlette.concurrency import run_in_threadpool
 from app import store
 from app.auth import Principal
 from app.disclosure import group_counts_visible
-from app.errors import Conflict, DomainError, Forbidden, Invalid
+from app.errors import Conflict, DomainError, Forbidden, Problem, field_reason, invalid_with
+from app.messages import MESSAGES
 from app.models import CardsBody, GroupIn, Meeting, MeetingCreate
 from app.routes.access import Reader, Staff, ensure_manages
 from app.routes.api import managed_meeting, seen_meeting
@@ -128,22 +129,17 @@ def _meeting_body(form: dict[str, str]) -> MeetingCreate:
             flagged_rule=form.get("flagged_rule", "count"),
         )
     except ValidationError as exc:
-        labels = {"unit_code": "单位", "year": "年度", "date": "日期", "title": "标题", "mode": "投票方式",
-                  "attendance": "应到人数", "trim": "去掉最高最低分个数", "component_weight": "现场测评权重",
-                  "key": "类别编号", "name": "类别名称", "weight": "权重"}
-        problems = [
-            f"{labels.get(str(err['loc'][-1]), str(err['loc'][-1]))}：{_plain_error(err)}" for err in exc.errors()
-        ]
-        raise Invalid("request_invalid", error="；".join(problems)) from None
+        # The form's fields by their names on the page (app.messages.TERMS), not their place in a model.
+        raise invalid_with([_form_problem(err) for err in exc.errors()]) from None
 
 
-def _plain_error(err: Any) -> str:
-    kind = err.get("type", "")
-    if kind in ("missing", "string_too_short"):
-        return "不能为空"
-    if kind.startswith(("int_", "date_", "greater_than", "less_than")):
-        return "请填写有效的值"
-    return str(err.get("msg", "无效"))
+def _form_problem(err: Any) -> Problem:
+    context = dict(err.get("ctx") or {})
+    path = str(context.pop("path", ""))
+    field = path.rsplit(".", 1)[-1] if path else str(err["loc"][-1]) if err.get("loc") else "form"
+    if err.get("type") in MESSAGES:
+        return Problem(err["type"], {**context, "field": field})
+    return Problem("field_reason", {"field": field, "reason": field_reason(err)})
 
 
 def _meeting_view(session: Session, meeting: Meeting, settings: Settings) -> dict[str, Any]:

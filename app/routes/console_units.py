@@ -12,16 +12,14 @@ from sqlmodel import Session
 
 from app import store
 from app.auth import Principal
-from app.errors import DomainError, Invalid, NotFound
-from app.imports import FIRST_YEAR, LAST_YEAR, parse_years
+from app.errors import DomainError, Invalid, NotFound, TooLarge
+from app.imports import FIRST_YEAR, LAST_YEAR, MAX_FILE_BYTES, parse_years
 from app.routes.access import Reader, Staff, ensure_manages
 from app.routes.console import field_errors, flash, redirect, render
 from app.routes.deps import SessionDep
 
 router = APIRouter(include_in_schema=False)
 
-# A unit list is a few hundred rows; anything far larger is not a unit list.
-MAX_IMPORT_BYTES = 2 * 1024 * 1024
 
 
 def _managed_categories(session: Session, principal: Principal) -> list[tuple[str, str]]:
@@ -170,10 +168,10 @@ def _import_bytes(file: UploadFile | None, payload: str) -> bytes:
         try:
             return base64.b64decode(payload, validate=True)
         except (binascii.Error, ValueError):
-            raise Invalid("request_invalid", error="导入内容已损坏，请重新选择文件") from None
+            raise Invalid("import_payload_damaged") from None
     if file is None or not file.filename:
-        raise Invalid("request_invalid", error="请选择一个 CSV 或 Excel（.xlsx）文件")
-    data = file.file.read(MAX_IMPORT_BYTES + 1)
-    if len(data) > MAX_IMPORT_BYTES:
-        raise Invalid("request_too_large", limit=MAX_IMPORT_BYTES)
+        raise Invalid("import_no_file")
+    data = file.file.read(MAX_FILE_BYTES + 1)  # no further: the rest is not a unit list
+    if len(data) > MAX_FILE_BYTES:
+        raise TooLarge("import_too_large", limit=MAX_FILE_BYTES)
     return data

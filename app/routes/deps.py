@@ -9,16 +9,17 @@ from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
 from sqlmodel import Session
 
+from app import i18n
 from app.errors import Problem, TooManyGuesses
+from app.i18n import Lang
 from app.sealing import ServerKeys
 from app.settings import Settings
 from app.writer import BallotWriter
 
 
-def language(request: Request) -> str:
-    """Simplified Chinese unless the client asks for English first."""
-    accept = request.headers.get("accept-language", "").strip().lower()
-    return "en" if accept.startswith("en") else "zh"
+def language(request: Request) -> Lang:
+    """``?lang=`` first, then the client's Accept-Language, then Simplified Chinese (app.i18n)."""
+    return i18n.choose(request.query_params.get("lang"), request.headers.get("accept-language"))
 
 
 def error_response(
@@ -63,26 +64,18 @@ def notify_changed(request: Request, meeting_id: int) -> None:
 
 
 def client_address(request: Request) -> str | None:
-    # Only for the guess guard's in-memory buckets; never stored, never logged.
+    # Only for the guess guard's in-memory buckets; never stored, never logged. The peer's address,
+    # or the one a configured proxy forwarded (ProxyHeadersMiddleware, see app.main).
     return request.client.host if request.client else None
 
 
-async def guard_guesses(request: Request) -> None:
-    """429 for an address that has been guessing codes; see app.guard."""
-    check_guesses(request)
-
-
-def check_guesses(request: Request) -> None:
-    guard = getattr(request.app.state, "guard", None)
-    address = client_address(request)
-    if guard is not None and not guard.allowed(address):
-        raise TooManyGuesses("too_many_guesses", seconds=guard.retry_after(address))
-
-
 def wrong_code(request: Request) -> None:
+    """Count a code that is not one against its sender (app.guard); TooManyGuesses (429) when the
+    sender, or everyone together, has been guessing. Only ever called after the lookup failed."""
     guard = getattr(request.app.state, "guard", None)
-    if guard is not None:
-        guard.wrong(client_address(request))
+    wait = guard.failed(client_address(request)) if guard is not None else None
+    if wait is not None:
+        raise TooManyGuesses("too_many_guesses", seconds=wait)
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
-from app import recount, sheets, store
+from app import recount, sheets, store, webhooks
 from app.auth import Principal
 from app.composite import composite
 from app.errors import Invalid
@@ -272,9 +272,13 @@ def result_event(
 
 
 @router.post("/webhooks", status_code=201, tags=["webhooks"], callbacks=receiver.routes)
-def create_webhook(body: WebhookCreate, session: SessionDep, principal: Admin) -> WebhookPublic:
+def create_webhook(
+    body: WebhookCreate, session: SessionDep, settings: SettingsDep, principal: Admin
+) -> WebhookPublic:
     """Register an endpoint. Every delivery is signed with `secret` (see the README); the secret
-    is not shown again."""
+    is not shown again. A host on this machine or a private network is refused unless
+    ONSITE_BALLOT_WEBHOOK_ALLOWED_HOSTS names it."""
+    webhooks.check_destination(body.url, settings.allowed_webhook_hosts)
     endpoint = store.create_webhook(
         session=session, actor=principal.name, url=body.url, secret=body.secret, events=body.events
     )

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import math
 import secrets
 from collections.abc import Sequence
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlmodel import Session, col
 
-from app import auth
-from app.errors import Conflict, Invalid, NotFound, Unauthorized
+from app import auth, text
+from app.errors import Conflict, Invalid, NotFound, Unauthorized, invalid_with
 from app.models import (
     ApiKey,
+    KnownBrowser,
+    OrganizerSession,
     User,
 )
 from app.store.base import API_KEY_PREFIX, API_SCOPES, audit
@@ -30,7 +31,8 @@ def _key_hash(key: str) -> str:
 def create_api_key(*, session: Session, name: str, scopes: str = "admin", actor: str = "system:cli") -> str:
     name, scopes = name.strip(), " ".join(scopes.split())
     if not name:
-        raise Invalid("unit_field", field="名称 (name)")
+        raise Invalid("unit_field", field="api_key_name")
+    text.check(name, "api_key_name")
     if not scopes or any(scope not in API_SCOPES for scope in scopes.split()):
         raise Invalid("api_key_scope", scopes=scopes)
     key = API_KEY_PREFIX + secrets.token_urlsafe(32)
@@ -97,10 +99,12 @@ def create_user(
 ) -> User:
     username = username.strip()
     if not username or not display_name.strip():
-        raise Invalid("unit_field", field="用户名和姓名 (username and name)")
+        raise Invalid("unit_field", field="username" if not username else "display_name")
+    text.check(username, "username")
+    text.check(display_name, "display_name")
     problem = auth.password_problem(password, username)
     if problem:
-        raise Invalid("account_password", error=problem)
+        raise invalid_with([problem])
     cats = _check_account(session, role, categories)
     if session.scalars(select(User).where(col(User.username) == username)).first() is not None:
         raise Conflict("account_taken", username=username)
@@ -124,6 +128,8 @@ def update_user(
     user.categories = _check_account(session, role, categories)
     user.role = role
     user.active = active
+    # An administrator saving the account lifts a lock that strangers' guesses put on it.
+    user.failed_logins, user.locked_until = 0, None
     session.add(user)
     audit(
         session=session,
@@ -155,47 +161,114 @@ def count_users(*, session: Session) -> int:
     return int(session.execute(select(func.count()).select_from(User)).scalar_one())
 
 
-def sign_in(*, session: Session, username: str, password: str, now: dt.datetime | None = None) -> User:
-    """The user, or SignInFailed; repeated failures lock the account for a while.
+def sign_in(*, session: Session, username: str, password: str, browser: str, now: dt.datetime | None = None) -> User:
+    """The user, or Unauthorized("sign_in_failed") — the same words for every failure.
 
+    ``browser`` is the token of the browser's own cookie (app.routes.console_auth). Wrong passwords
+    from browsers the account does not know lock it for such browsers for a while; a browser that
+    has signed in to the account before is never held up by them, and its correct password lifts
+    the lock. So an outsider's five guesses cannot keep a deputy secretary out on meeting morning.
     The lock is timed on the database's clock, which every worker shares; a lock whose end lies
     further ahead than its length (the clock went back) is shortened to its length from now.
     """
     now = now or database_now(session)
-    user = session.scalars(select(User).where(col(User.username) == username.strip())).first()
+    # A control character is no one's name; PostgreSQL would refuse even to look a NUL up.
+    user = None if text.has_control(username) else session.scalars(
+        select(User).where(col(User.username) == username.strip())
+    ).first()
     if user is None or not user.active:
         auth.verify_password(_DUMMY_HASH, password)  # same work either way: no user enumeration by timing
-        raise Unauthorized("sign_in_failed")
+        raise _sign_in_failed()
+    known = session.get(KnownBrowser, (auth.token_hash(browser), user.id))
     locked_until = _aware(user.locked_until)
     lock_end = auth.lock_end(locked_until, now)
-    if lock_end is not None:
-        if lock_end != locked_until:
-            user.locked_until = lock_end
-            session.add(user)
-            session.commit()
-        raise Unauthorized("sign_in_locked", minutes=math.ceil((lock_end - now).total_seconds() / 60))
-    if not auth.verify_password(user.password_hash, password):
-        user.failed_logins, user.locked_until = auth.after_failure(user.failed_logins, now)
+    if lock_end is not None and lock_end != locked_until:
+        user.locked_until = lock_end
         session.add(user)
+        session.commit()
+    if known is None and lock_end is not None:
+        auth.verify_password(_DUMMY_HASH, password)
+        raise _sign_in_failed()
+    if not auth.verify_password(user.password_hash, password):
+        if known is None:
+            user.failed_logins, user.locked_until = auth.after_failure(user.failed_logins, now)
+            session.add(user)
+        elif known.failed_logins + 1 >= auth.MAX_FAILED_LOGINS:
+            session.delete(known)  # guessing from here: this browser is a stranger again
+        else:
+            known.failed_logins += 1
+            session.add(known)
         audit(session=session, actor=f"user:{user.username}", action="account.sign_in_failed")
         session.commit()
-        raise Unauthorized("sign_in_failed")
+        raise _sign_in_failed()
     user.failed_logins, user.locked_until = 0, None
     session.add(user)
+    if known is None:
+        session.add(KnownBrowser(token_hash=auth.token_hash(browser), user_id=user.id, created_at=now))  # type: ignore[arg-type]
+    else:
+        known.failed_logins = 0
+        session.add(known)
     audit(session=session, actor=f"user:{user.username}", action="account.sign_in")
     session.commit()
     return user
 
 
-def change_password(*, session: Session, user_id: int, current: str, new: str) -> User:
+def _sign_in_failed() -> Unauthorized:
+    return Unauthorized(
+        "sign_in_failed", attempts=auth.MAX_FAILED_LOGINS, minutes=int(auth.LOCKOUT.total_seconds() // 60)
+    )
+
+
+def is_known_browser(*, session: Session, username: str, browser: str) -> bool:
+    user = session.scalars(select(User).where(col(User.username) == username)).first()
+    return user is not None and session.get(KnownBrowser, (auth.token_hash(browser), user.id)) is not None
+
+
+def start_session(*, session: Session, user_id: int, now: dt.datetime | None = None) -> str:
+    """A new session for a signed-in user; answers the token for the cookie (kept here as a hash)."""
+    now = now or database_now(session)
+    token = auth.new_token()
+    session.execute(delete(OrganizerSession).where(col(OrganizerSession.expires_at) < now))
+    session.add(OrganizerSession(token_hash=auth.token_hash(token), user_id=user_id,
+                                 expires_at=now + auth.SESSION_LIFETIME))
+    session.commit()
+    return token
+
+
+def session_user(*, session: Session, token: str, now: dt.datetime | None = None) -> User | None:
+    """The active user of a live session; None once it has ended, expired or its user is disabled."""
+    row = session.get(OrganizerSession, auth.token_hash(token))
+    expires = _aware(row.expires_at) if row is not None else None
+    if row is None or expires is None or expires <= (now or database_now(session)):
+        return None
+    return find_active_user(session=session, user_id=row.user_id)
+
+
+def end_session(*, session: Session, token: str) -> None:
+    session.execute(delete(OrganizerSession).where(col(OrganizerSession.token_hash) == auth.token_hash(token)))
+    session.commit()
+
+
+def change_password(
+    *, session: Session, user_id: int, current: str, new: str, keep_session: str = "", browser: str = ""
+) -> User:
+    """A new password; every other session of the user ends, and every browser but this one
+    (``browser``, a fresh token) is a stranger again: whoever had the old password, or a copy of a
+    cookie, is out."""
     user = get_user(session=session, user_id=user_id)
     if not auth.verify_password(user.password_hash, current):
-        raise Invalid("account_password", error="当前密码不正确")
+        raise Invalid("password_current_wrong")
     problem = auth.password_problem(new, user.username)
     if problem:
-        raise Invalid("account_password", error=problem)
+        raise invalid_with([problem])
     user.password_hash = auth.hash_password(new)
     session.add(user)
+    session.execute(delete(OrganizerSession).where(
+        col(OrganizerSession.user_id) == user_id, col(OrganizerSession.token_hash) != auth.token_hash(keep_session)
+    ))
+    session.execute(delete(KnownBrowser).where(col(KnownBrowser.user_id) == user_id))
+    if browser:
+        session.add(KnownBrowser(token_hash=auth.token_hash(browser), user_id=user_id))
     audit(session=session, actor=f"user:{user.username}", action="account.password")
     session.commit()
     return user

@@ -24,7 +24,6 @@ from app.models import BallotToken, Meeting, MeetingSeal, SealedBallot, Template
 from app.sealing import Content, ServerKeys
 from app.store.ballot_templates import template_from_body
 from app.store.box import BOX_ID_BYTES, sealer_for
-from app.store.meetings import _STATE_ZH
 from app.templates import parse_answers, read_comment
 
 
@@ -183,7 +182,7 @@ def submit_batch(*, conn: Connection, submissions: Sequence[Submission], keys: S
 def _seal_one(sub: Submission, token: Any, meeting: Any, keys: ServerKeys, batch: _Batch) -> Outcome:
     """Judge one ballot on its locked, unspent code; a counted one adds its spend and its sealed row."""
     if meeting.state != "open":
-        return Outcome(error=Conflict("meeting_not_open", state=_STATE_ZH.get(meeting.state, meeting.state)))
+        return Outcome(error=Conflict("meeting_not_open", state=meeting.state))
     template = template_from_body(meeting.template_body)
     try:
         answers = parse_answers(template, sub.answers)

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from sqlalchemy import Engine, delete, func, select, update
 from sqlmodel import Session, col
 
+from app import text
 from app.disclosure import can_close, reclose_gap_ok
 from app.errors import Conflict, Forbidden, Invalid, NotFound
 from app.export import result_record
@@ -55,20 +56,26 @@ from app.tally import Snapshot
 def _check_groups(groups: Sequence[GroupIn]) -> list[dict[str, str | None]]:
     keys = [group.key for group in groups]
     if not groups:
-        raise Invalid("meeting_groups", error="至少需要一个评议人类别 (at least one group)")
-    if len(set(keys)) != len(keys):
-        raise Invalid("meeting_groups", error="类别编号重复 (group keys repeat)")
+        raise Invalid("meeting_no_groups")
+    repeated = [key for index, key in enumerate(keys) if key in keys[:index]]
+    if repeated:
+        raise Invalid("meeting_group_repeats", key=repeated[0])
     weights = [group.weight for group in groups]
     given = [w for w in weights if w not in (None, "")]
     if given and len(given) != len(weights):
         raise Invalid("meeting_weights_partial")
     if given:
-        try:
-            numbers = [Decimal(w) for w in given]
-        except ArithmeticError:
-            raise Invalid("meeting_groups", error="权重应为数字 (weights must be numbers)") from None
-        if any(not n.is_finite() or n < 0 for n in numbers):
-            raise Invalid("meeting_groups", error="权重不能为负 (weights cannot be negative)")
+        numbers = []
+        for weight in given:
+            try:
+                number = Decimal(weight)
+            except ArithmeticError:
+                raise Invalid("meeting_weight_not_number", weight=weight) from None
+            if not number.is_finite():
+                raise Invalid("meeting_weight_not_number", weight=weight)
+            if number < 0:
+                raise Invalid("meeting_weight_negative", weight=weight)
+            numbers.append(number)
         if sum(numbers) != 100:
             raise Invalid("meeting_weights_sum", total=str(sum(numbers)))
     return [{"key": g.key, "name": g.name, "weight": str(Decimal(g.weight)) if g.weight else None} for g in groups]
@@ -82,7 +89,7 @@ def create_meeting(*, session: Session, actor: str, body: MeetingCreate) -> Meet
     groups_in = body.groups or [GroupIn(key=key, name=name) for key, name in DEFAULT_GROUPS]
     if body.mode == "screen" and any(group.weight for group in groups_in):
         # A code claimed from the projector has no rater group, so groups cannot be weighted.
-        raise Invalid("meeting_groups", error="扫屏方式不能按评议人类别加权 (screen meetings cannot weight groups)")
+        raise Invalid("meeting_screen_weights")
     meeting = Meeting(
         unit_id=unit.id,  # type: ignore[arg-type]
         year=body.year,
@@ -144,15 +151,12 @@ def list_meetings(
 
 Action = Literal["open", "close", "reopen"]
 _ALLOWED: dict[str, str] = {"open": "draft", "close": "open", "reopen": "closed"}
-_STATE_ZH = {"draft": "未开始", "open": "进行中", "closed": "已结束"}
-_ACTION_ZH = {"open": "开启", "close": "结束", "reopen": "重新开启"}
 
 
 def _require_state(meeting: Meeting, action: Action) -> None:
+    # Values, not words: the edge says "已结束" or "closed" (app.messages.TERMS).
     if meeting.state != _ALLOWED[action]:
-        raise Conflict(
-            "meeting_transition", state=_STATE_ZH.get(meeting.state, meeting.state), action=_ACTION_ZH[action]
-        )
+        raise Conflict("meeting_transition", state=meeting.state, action=action)
 
 
 def open_meeting(*, session: Session, actor: str, meeting_id: int) -> Meeting:
@@ -175,6 +179,7 @@ def _new_seal(session: Session, meeting_id: int) -> None:
 def reopen_meeting(*, session: Session, actor: str, meeting_id: int, reason: str) -> Meeting:
     if not reason.strip():
         raise Invalid("meeting_reason_required")
+    text.check(reason, "reason", paragraph=True)
     meeting = get_meeting(session=session, meeting_id=meeting_id, lock=True)
     _require_state(meeting, "reopen")
     meeting.state = "open"

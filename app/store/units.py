@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, func, select, update
 from sqlmodel import Session, col
 
+from app import text
 from app.errors import Conflict, Invalid, NotFound, Problem, invalid_with
 from app.imports import Existing, UnitRow, parse_units_file
 from app.models import (
@@ -42,8 +43,12 @@ def create_unit(*, session: Session, actor: str, code: str, name: str, category:
     problems = []
     if not code:
         problems.append(Problem("unit_field", {"field": "code"}))
+    elif text.has_control(code):
+        problems.append(Problem("text_control", {"field": "code"}))
     if not name:
-        problems.append(Problem("unit_field", {"field": "name"}))
+        problems.append(Problem("unit_field", {"field": "unit_name"}))
+    elif text.has_control(name):
+        problems.append(Problem("text_control", {"field": "unit_name"}))
     if category not in keys:
         problems.append(Problem("unit_unknown_category", {"category": category, "allowed": "/".join(keys)}))
     if problems:
@@ -110,7 +115,8 @@ def update_unit(
         raise NotFound("unit_not_found", code=code)
     keys = _category_keys(session)
     if not name.strip():
-        raise Invalid("unit_field", field="name")
+        raise Invalid("unit_field", field="unit_name")
+    text.check(name, "unit_name")
     if category not in keys:
         raise Invalid("unit_unknown_category", category=category, allowed="/".join(keys))
     before = {"name": unit.name, "category": unit.category_key}

@@ -44,6 +44,9 @@ def test_dashboard_projector_and_report(server: Server, browser: Any, artifacts:
     codes = server.codes(meeting_id, 14)
     context = browser.new_context(viewport=LAPTOP, locale="zh-CN")
     context.set_default_timeout(8000)
+    refused: list[str] = []  # anything the console's CSP blocks: none of its pages may need it
+    context.on("console", lambda message: refused.append(message.text)
+               if "Content Security Policy" in message.text else None)
     page = context.new_page()
     page.goto(f"{server.base}/login")
     page.fill("input[name=username]", "li")
@@ -54,14 +57,14 @@ def test_dashboard_projector_and_report(server: Server, browser: Any, artifacts:
     assert counted.inner_text() == "0"
 
     vote(server, codes[:4], start=100)
-    page.wait_for_function("document.querySelector('#turnout [data-live=\"ballots_counted\"]').textContent === '4'")
+    page.wait_for_function("() => document.querySelector('#turnout [data-live=\"ballots_counted\"]').textContent === '4'")
     assert "至少 10 张票投出后才显示得分" in page.locator("#figures").inner_text()
     assert page.locator("#figures svg.chart").count() == 0
 
     vote(server, codes[4:12], start=104)
-    page.wait_for_function("document.querySelector('#turnout [data-live=\"ballots_counted\"]').textContent === '12'")
+    page.wait_for_function("() => document.querySelector('#turnout [data-live=\"ballots_counted\"]').textContent === '12'")
     # 2K = 10 waited sealed at the tenth ballot: all but K were mixed, and the figures moved once.
-    page.wait_for_function("document.getElementById('figures').dataset.published === '5'")
+    page.wait_for_function("() => document.getElementById('figures').dataset.published === '5'")
     assert page.locator("#figures svg.chart").count() == 3
     page.screenshot(path=str(artifacts / "dashboard.png"), full_page=True)
 
@@ -74,7 +77,7 @@ def test_dashboard_projector_and_report(server: Server, browser: Any, artifacts:
     vote(server, codes[12:], start=112)
     with server.api() as api:
         assert api.post(f"/api/v1/meetings/{meeting_id}/close").status_code == 200
-    page.wait_for_function("document.getElementById('figures').dataset.state === 'closed'")
+    page.wait_for_function("() => document.getElementById('figures').dataset.state === 'closed'")
     assert page.locator("#figures").inner_text().count("建议加强") == 4  # ballots 100, 104, 108, 112
 
     with server.api() as api:
@@ -91,3 +94,4 @@ def test_dashboard_projector_and_report(server: Server, browser: Any, artifacts:
     # Two A4 pages (issue #14, point 9): not a header alone on page 1 and the points running to page 3.
     assert len(re.findall(rb"/Type\s*/Page(?![s\w])", pdf)) == 2
     context.close()
+    assert refused == []
