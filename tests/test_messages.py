@@ -91,7 +91,7 @@ def test_english_answers_carry_no_chinese(client: TestClient, auth: dict[str, st
          (409, "meeting_transition", "The meeting is closed; it cannot be closed")),
         ("POST", f"/api/v1/meetings/{m}/open", {},
          (409, "meeting_transition", "The meeting is closed; it cannot be opened")),
-        ("POST", "/api/v1/units/import", {"content": "code,name,category\nJL009,unit,nowhere\n".encode(),
+        ("POST", "/api/v1/units/import", {"content": b"code,name,category\nJL009,unit,nowhere\n",
                                           "headers": {"Content-Type": "text/csv"}},
          (422, "csv_row", "Line 2: Category nowhere is not one of party_gov/central/mass_org/enterprise")),
         ("POST", "/api/v1/meetings", {"json": {"unit_code": "JL001", "year": 2026, "date": "2026-12-03",
