@@ -7,6 +7,7 @@ browser prefers it. The words themselves are in app.messages, errors and pages a
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 from app.messages import DEFAULT_LANG, LANGS, Lang, render
@@ -38,8 +39,10 @@ def from_query(value: str | None) -> Lang | None:
     return None
 
 
+@lru_cache(maxsize=256)
 def from_accept_language(header: str | None) -> Lang:
-    """The best of our languages for an Accept-Language header: highest q wins, then earlier."""
+    """The best of our languages for an Accept-Language header: highest q wins, then earlier.
+    Remembered per header: a room's phones send a handful of distinct ones, with every ballot."""
     best: tuple[float, int, Lang] | None = None
     for position, part in enumerate((header or "").split(",")):
         tag, _, params = part.strip().partition(";")

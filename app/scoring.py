@@ -103,14 +103,23 @@ def score_ballot(template: BallotTemplate, answers: Mapping[str, str], group: st
         answers=dict(answers),
         points=points,
         total=total,
-        flagged=is_uniform(template, points),
+        flagged=is_uniform(template, points, answers),
     )
 
 
-def is_uniform(template: BallotTemplate, points: Mapping[str, Decimal]) -> bool:
-    """True when every point got the same share of its maximum (all 好, all 差, all full marks…)."""
-    shares = {points[point.id] / point.max for point in template.points}
-    return len(shares) == 1 and len(template.points) > 1
+def is_uniform(
+    template: BallotTemplate, points: Mapping[str, Decimal], answers: Mapping[str, str] | None = None
+) -> bool:
+    """True when every point got the same share of its maximum (all 好, all 差, all full marks…).
+
+    On a template graded throughout, a point's share is its grade's fraction: read it from the
+    answers instead of dividing 19 Decimals on the path every ballot takes."""
+    if len(template.points) <= 1:
+        return False
+    fractions = template.grade_fractions
+    if answers is not None and fractions is not None:
+        return len({fractions[answers[point.id]] for point in template.points}) == 1
+    return len({points[point.id] / point.max for point in template.points}) == 1
 
 
 def trimmed(ballots: Sequence[ScoredBallot], trim: int) -> tuple[list[ScoredBallot], int]:

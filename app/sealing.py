@@ -98,7 +98,8 @@ class Sealer:
         self._context = f"meeting:{meeting_id}".encode("ascii")
         self._size = size
 
-    def seal(self, content: Content) -> bytes:
+    def seal(self, content: Content, nonce: bytes | None = None) -> bytes:
+        """The content sealed; ``nonce``: NONCE_BYTES fresh random bytes (drawn here when not given)."""
         body = (content.comment or "").encode("utf-8")
         head = json.dumps(
             {"a": content.answers, "g": content.group, "n": len(body)}, separators=(",", ":")
@@ -106,7 +107,8 @@ class Sealer:
         plain = len(head).to_bytes(2, "big") + head + body
         if len(plain) > self._size:
             raise ValueError("a ballot longer than any the template allows")  # checked before: cannot happen
-        nonce = secrets.token_bytes(NONCE_BYTES)
+        nonce = nonce if nonce is not None else secrets.token_bytes(NONCE_BYTES)
+        assert len(nonce) == NONCE_BYTES
         return nonce + self._aead.encrypt(nonce, plain + bytes(self._size - len(plain)), self._context)
 
     def open(self, sealed: bytes) -> Content:

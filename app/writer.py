@@ -232,17 +232,35 @@ class BallotWriter:
             return store.meetings_due(conn=conn, k=self._k)
 
     def _mix(self, meetings: list[int]) -> None:
-        """Mix each due meeting in a transaction of its own, and tell its dashboards. Safe to run
-        again after an abandoned run: it mixes what is still sealed, if a group is still due."""
-        mixed = set()
-        for meeting in meetings:
-            with self._database.writing() as conn:
-                if store.mix(conn=conn, meeting_id=meeting, keys=self._keys, k=self._k) and self._hub is not None:
-                    mixed.add(meeting)
-                    if self._hub.cross_worker:
-                        self._hub.announce(conn, {meeting})
+        """Mix the due meetings, all in one transaction (one commit: phones wait for one, not one per
+        meeting), and tell their dashboards. If that fails, each meeting in one of its own, so that
+        one meeting's trouble does not keep the others' figures still. Safe to run again after an
+        abandoned run: it mixes what is still sealed, if a group is still due."""
+        try:
+            mixed = self._mix_together(meetings)
+        except Exception as exc:
+            if len(meetings) == 1:
+                raise
+            log.warning("mixing %d meetings together failed (%s); mixing each alone", len(meetings),
+                        type(exc).__name__)
+            mixed = set()
+            for meeting in meetings:
+                try:
+                    mixed |= self._mix_together([meeting])
+                except Exception as error:
+                    log.error("mixing a meeting failed: %s", type(error).__name__)
         if mixed and self._hub is not None and not self._hub.cross_worker:
             self._hub.changed(mixed)
+
+    def _mix_together(self, meetings: list[int]) -> set[int]:
+        mixed = set()
+        with self._database.writing() as conn:
+            for meeting in meetings:
+                if store.mix(conn=conn, meeting_id=meeting, keys=self._keys, k=self._k):
+                    mixed.add(meeting)
+            if mixed and self._hub is not None and self._hub.cross_worker:
+                self._hub.announce(conn, mixed)
+        return mixed
 
     def _write(self, submissions: list[store.Submission]) -> store.Spent:
         started = time.monotonic()

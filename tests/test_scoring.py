@@ -667,3 +667,13 @@ def test_fewer_than_k_valid_ballots_publish_no_score(uniform: int, status: str, 
         status, counted, 6, uniform
     )
     assert (figures.score is None) is (status == "too_few")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from("ABCD"), min_size=19, max_size=19))
+def test_uniform_read_from_the_grades_is_uniform_by_share(grades: list[str]) -> None:
+    template = default_template()
+    answers = {point.id: grade for point, grade in zip(template.points, grades, strict=True)}
+    points = score_ballot(template, answers, None).points
+    by_share = len({points[point.id] / point.max for point in template.points}) == 1
+    assert score_ballot(template, answers, None).flagged is by_share is (len(set(grades)) == 1)

@@ -13,7 +13,14 @@ import pytest
 from hypothesis import assume, given, settings, strategies as st
 
 from app.errors import Invalid
-from app.templates import BallotTemplate, default_template, parse_answers, parse_template, point_scores
+from app.templates import (
+    BallotTemplate,
+    default_template,
+    parse_answers,
+    parse_template,
+    point_scores,
+    read_answers,
+)
 
 T = default_template()
 ALL_A = {f"p{i:02d}": "A" for i in range(1, 20)}
@@ -574,3 +581,23 @@ def test_each_missing_point_is_reported(data: st.DataObject) -> None:
     raw = {pid: data.draw(answer_for(template, pid))[0] for pid in ids if pid not in missing}
     found = problems(lambda: parse_answers(template, raw))
     assert found == [("ballot_missing_point", f"测评要点 {pid} 尚未打分") for pid in ids if pid in missing]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from([f"p{i:02d}" for i in range(1, 21)]),
+                       st.one_of(st.sampled_from(["A", "B", "C", "D", "a", " B", "E", ""]), st.integers(0, 3)),
+                       min_size=18, max_size=20))
+def test_the_shortcut_for_canonical_answers_agrees_with_every_rule(raw: dict[str, object]) -> None:
+    """What every phone sends takes a shortcut; it must give what the full reading gives, or step aside."""
+    shortcut = T.exact_grade_answers(raw)
+    try:
+        full: dict[str, str] | None = read_answers(T, raw)
+    except Invalid:
+        full = None
+    if full is None:
+        assert shortcut is None
+        with pytest.raises(Invalid):
+            parse_answers(T, raw)
+    else:
+        assert shortcut in (None, full)
+        assert parse_answers(T, raw) == full

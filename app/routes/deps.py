@@ -19,7 +19,9 @@ from app.writer import BallotWriter
 
 def language(request: Request) -> Lang:
     """``?lang=`` first, then the client's Accept-Language, then Simplified Chinese (app.i18n)."""
-    return i18n.choose(request.query_params.get("lang"), request.headers.get("accept-language"))
+    # Only a query string can hold ?lang=: a submit has none, and parsing an empty one costs.
+    query = request.query_params.get("lang") if request.scope.get("query_string") else None
+    return i18n.choose(query, request.headers.get("accept-language"))
 
 
 def error_response(

@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import base64
 import json
-import secrets
+import os
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Executable, Select, Table, bindparam, insert, select, text, update
+from sqlalchemy import Connection, Executable, Select, Table, bindparam, select, text, update
 from sqlmodel import col
 
 from app.errors import Conflict, DomainError, Invalid, NotFound
-from app.models import BallotToken, Meeting, MeetingSeal, SealedBallot, TemplateVersion, Turnout
-from app.sealing import Content, ServerKeys
+from app.models import BallotToken, Meeting, MeetingSeal, TemplateVersion, Turnout
+from app.sealing import NONCE_BYTES, Content, ServerKeys
 from app.store.ballot_templates import template_from_body
 from app.store.box import BOX_ID_BYTES, sealer_for
 from app.templates import parse_answers, read_comment
@@ -78,12 +78,10 @@ _LOCK_TOKENS = (
     .order_by(col(BallotToken.hash))
     .with_for_update()
 )
-_SPEND = (
-    update(BallotToken)
-    .where(col(BallotToken.hash) == bindparam("token_hash"), col(BallotToken.used).is_(False))
-    .values(used=True)
-)
-_SEAL = insert(SealedBallot)
+# SQLite: the batch's spends and sealed rows go straight to the driver's executemany, which runs
+# in C; SQLAlchemy's own executemany would turn each row's parameters over in Python first.
+_SPEND_SQLITE = "UPDATE ballot_token SET used = 1 WHERE hash = ? AND used = 0"
+_SEAL_SQLITE = "INSERT INTO sealed_ballot (id, meeting_id, sealed) VALUES (?, ?, ?)"
 _COUNT = (
     update(Turnout)
     .where(col(Turnout.meeting_id) == bindparam("turnout_meeting"))
@@ -132,11 +130,22 @@ class MeetingNotSealed(RuntimeError):
     """An open meeting without a sealing key: cannot happen, opening a meeting makes one."""
 
 
+# Each sealed row takes a random id and a nonce: drawn for the whole batch in one read.
+_RANDOM_PER_BALLOT = BOX_ID_BYTES + NONCE_BYTES
+
+
 @dataclass
 class _Batch:
     spends: list[dict[str, str]]
     sealed: list[dict[str, Any]]
     counted: Counter[int]
+    random: bytes
+
+    def draw(self) -> tuple[str, bytes]:
+        """A random id and a nonce for the next sealed row."""
+        at = len(self.sealed) * _RANDOM_PER_BALLOT
+        chunk = self.random[at : at + _RANDOM_PER_BALLOT]
+        return chunk[:BOX_ID_BYTES].hex(), chunk[BOX_ID_BYTES:]
 
 
 def submit_batch(*, conn: Connection, submissions: Sequence[Submission], keys: ServerKeys) -> Spent:
@@ -155,7 +164,7 @@ def submit_batch(*, conn: Connection, submissions: Sequence[Submission], keys: S
         wanted["hashes"], lock_meetings, lock_tokens = json.dumps(wanted["hashes"]), _LOCK_MEETINGS_PG, _LOCK_TOKENS_PG
     meetings = {meeting.id: meeting for meeting in conn.execute(lock_meetings, wanted)}
     tokens = {row.hash: row for row in conn.execute(lock_tokens, wanted)} if meetings else {}
-    batch = _Batch(spends=[], sealed=[], counted=Counter())
+    batch = _Batch(spends=[], sealed=[], counted=Counter(), random=os.urandom(len(submissions) * _RANDOM_PER_BALLOT))
     spent_now: set[str] = set()
     outcomes: dict[int, Outcome] = {}
     for index in sorted(hashes, key=lambda i: hashes[i]):
@@ -192,12 +201,13 @@ def _seal_one(sub: Submission, token: Any, meeting: Any, keys: ServerKeys, batch
     if meeting.salt is None:
         raise MeetingNotSealed(meeting.id)
     sealer = sealer_for(keys, meeting.id, meeting.salt, template)
+    row_id, nonce = batch.draw()
     batch.spends.append({"token_hash": token.hash})
     batch.sealed.append(
         {
-            "id": secrets.token_hex(BOX_ID_BYTES),
+            "id": row_id,
             "meeting_id": meeting.id,
-            "sealed": sealer.seal(Content(group=token.group_key, answers=answers, comment=comment)),
+            "sealed": sealer.seal(Content(group=token.group_key, answers=answers, comment=comment), nonce),
         }
     )
     batch.counted[meeting.id] += 1
@@ -213,7 +223,7 @@ def _spend_and_seal(conn: Connection, batch: _Batch) -> None:
             row["sealed"] = base64.b64encode(row["sealed"]).decode("ascii")
         conn.execute(_SEAL_ALL, {"rows": json.dumps(rows)})
     else:
-        spent = conn.execute(_SPEND, batch.spends).rowcount
-        conn.execute(_SEAL, rows)
+        spent = conn.exec_driver_sql(_SPEND_SQLITE, [(spend["token_hash"],) for spend in batch.spends]).rowcount
+        conn.exec_driver_sql(_SEAL_SQLITE, [(row["id"], row["meeting_id"], row["sealed"]) for row in rows])
     if spent != len(batch.spends):
         raise SpentUnderUs

@@ -13,10 +13,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-import secrets
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Select, Table, bindparam, delete, insert, select, text, update
+from sqlalchemy import Connection, Engine, Select, Table, bindparam, delete, select, text, update
 from sqlmodel import Session, col
 
 from app.disclosure import mix_selection, random_order
@@ -87,7 +86,11 @@ _PENDING = select(col(SealedBallot.id), col(SealedBallot.sealed)).where(
     col(SealedBallot.meeting_id) == bindparam("meeting_id")
 )
 _UNSEALED = delete(SealedBallot).where(col(SealedBallot.id).in_(bindparam("ids", expanding=True)))
-_STORE = insert(Ballot)
+# SQLite: straight to the driver's executemany (see app.store.ballots).
+_STORE_SQLITE = (
+    "INSERT INTO ballot (id, meeting_id, group_key, answers, total, flagged, comment) VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_BOX_COLUMNS = ("id", "meeting_id", "group_key", "answers", "total", "flagged", "comment")
 # PostgreSQL: the group as one statement with its rows as one JSON text (an executemany there
 # costs a round of Python per row).
 _STORE_ALL = text(
@@ -143,8 +146,8 @@ def mix(
         if meeting.salt is None:
             raise MeetingKeyGone(meeting_id)
         sealer = sealer_for(keys, meeting_id, meeting.salt, template)
-        for row in chosen:
-            content = sealer.open(row.sealed)
+        for pending_row in chosen:
+            content = sealer.open(pending_row.sealed)
             scored = score_ballot(template, content.answers, content.group)
             opened.append(scored)
             rows.append(_box_row(meeting_id, scored, content.comment))
@@ -173,10 +176,14 @@ def mix(
             tally.add(scored, rules)
         count += len(opened)
     if rows:
+        # New random ids, drawn in one read: a sealed row's id stays behind with the spend it came with.
+        ids = os.urandom(BOX_ID_BYTES * len(rows)).hex()
+        for index, box_row in enumerate(rows):
+            box_row["id"] = ids[2 * BOX_ID_BYTES * index : 2 * BOX_ID_BYTES * (index + 1)]
         if conn.dialect.name == "postgresql":
             conn.execute(_STORE_ALL, {"rows": json.dumps(rows, ensure_ascii=False)})
         else:
-            conn.execute(_STORE, rows)
+            conn.exec_driver_sql(_STORE_SQLITE, [tuple(row[name] for name in _BOX_COLUMNS) for row in rows])
     if chosen:
         conn.execute(_UNSEALED, {"ids": [row.id for row in chosen]})
         conn.execute(_MIXED, {"turnout_meeting": meeting_id, "mixed": len(chosen)})
@@ -196,8 +203,6 @@ def mix(
 
 def _box_row(meeting_id: int, scored: ScoredBallot, comment: str | None) -> dict[str, Any]:
     return {
-        # A new random id: the sealed row's id stays behind with the spend it was written with.
-        "id": secrets.token_hex(BOX_ID_BYTES),
         "meeting_id": meeting_id,
         "group_key": scored.group,
         "answers": canonical_json(dict(scored.answers)),
