@@ -24,7 +24,6 @@ from app.models import (
     Meeting,
     PointFigure,
     Result,
-    Unit,
 )
 from app.scoring import Figures, GroupSpec, exact, round_half_up
 from app.templates import BallotTemplate
@@ -110,13 +109,14 @@ def figures_public(
 Cell = str | int | Decimal | None
 
 
-def result_record(*, meeting: Meeting, unit: Unit, category: Category, result: Result) -> ResultRecord:
-    """A frozen result as other systems receive it. Small groups stay hidden, as at close."""
+def result_record(*, meeting: Meeting, category: Category, result: Result) -> ResultRecord:
+    """A frozen result as other systems receive it: the unit as it stood at close (``category`` is
+    the result's own category). Small groups stay hidden, as at close."""
     figures = FiguresPublic.model_validate_json(result.figures)
     return ResultRecord(
-        unit_code=unit.code,
-        unit_name=unit.name,
-        category=category.key,
+        unit_code=result.unit_code,
+        unit_name=result.unit_name,
+        category=result.category,
         category_name=category.name,
         year=meeting.year,
         meeting_id=meeting.id,
@@ -126,6 +126,7 @@ def result_record(*, meeting: Meeting, unit: Unit, category: Category, result: R
         template_version=meeting.template_version,
         result_version=result.version,
         digest=result.digest,
+        digest_format=result.digest_format,
         closed_at=result.created_at,
         status=figures.status,
         ballots=figures.ballots,

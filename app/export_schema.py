@@ -17,8 +17,8 @@ from app.models import ApiModel, Figure, FiguresPublic, GroupFigure, GroupPublic
 
 RESULT_SCHEMA_VERSION: Final = 1
 AUDIT_FORMAT: Final = "onsite-ballot/audit/v1"
-WebhookEvent = Literal["meeting.closed", "meeting.reopened"]
-WEBHOOK_EVENTS: tuple[WebhookEvent, ...] = ("meeting.closed", "meeting.reopened")
+WebhookEvent = Literal["meeting.closed", "meeting.reopened", "meeting.voided"]
+WEBHOOK_EVENTS: tuple[WebhookEvent, ...] = ("meeting.closed", "meeting.reopened", "meeting.voided")
 ExportFormat = Literal["json", "csv", "xlsx"]
 
 
@@ -99,7 +99,11 @@ class ResultRecord(BaseModel):
     template_id: str
     template_version: int
     result_version: int = PydanticField(description="1 at the first close; each re-close after a reopen adds 1")
-    digest: str = PydanticField(description="SHA-256 of the meeting's ballot set, recomputable from the audit export")
+    digest: str = PydanticField(
+        description="SHA-256 of everything the result depends on (ballots, template, rules, earlier versions,"
+        " unit), recomputable from the audit export (README, \"The digest\")"
+    )
+    digest_format: int = PydanticField(default=2, description="2 since 2026-12-02; 1: the ballots alone")
     closed_at: UtcDateTime
     status: Literal["ok", "no_ballots", "too_few", "insufficient"]
     ballots: int = PydanticField(description="every ballot in the box")
@@ -280,6 +284,11 @@ class AuditMeeting(BaseModel):
 class AuditPublished(BaseModel):
     version: int
     digest: str
+    digest_format: int = PydanticField(
+        default=1,
+        description="2: the digest covers the ballots, the template, the rules, the earlier versions and the"
+        " unit (README, \"The digest\"); 1: the ballots alone (results frozen before 2026-12-02)",
+    )
     closed_at: UtcDateTime
     figures: FiguresPublic
 

@@ -70,6 +70,45 @@ class Subject:
 
 
 DIGEST_FORMAT = "onsite-ballot/result-digest/v2"
+# Result.digest_format: 1 for results frozen before 2026-12-02 (``ballot_set_digest``), 2 since.
+BALLOTS_ONLY, WHOLE_RESULT = 1, 2
+
+
+@dataclass(frozen=True)
+class RulesRead:
+    """A meeting's counting settings read back from a rules document (a result's, an audit file's)."""
+
+    groups: str
+    trim: int
+    component_weight: str
+    flagged_rule: str
+
+
+def rules_from_document(document: dict[str, object]) -> tuple[RulesRead, int]:
+    """The settings and the K of ``rules_document``'s output."""
+    settings = RulesRead(
+        groups=canonical_json(document["groups"]),
+        trim=int(str(document["trim"])),
+        component_weight=str(document["component_weight"]),
+        flagged_rule=str(document["flagged_rule"]),
+    )
+    return settings, int(str(document["k"]))
+
+
+def digest_of(
+    digest_format: int,
+    *,
+    ballots: Sequence[StoredBallot],
+    template: BallotTemplate,
+    meeting: MeetingSettings,
+    k: int,
+    subject: Subject,
+    earlier: Sequence[Breakdown] = (),
+) -> str:
+    """The digest a result of this format carries."""
+    if digest_format == BALLOTS_ONLY:
+        return ballot_set_digest(ballots)
+    return result_digest(ballots=ballots, template=template, meeting=meeting, k=k, subject=subject, earlier=earlier)
 
 
 def result_digest(

@@ -91,6 +91,26 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "The meeting is {state}; it cannot be {action}",
     ),
     "meeting_reason_required": ("重新开启需要填写书面理由", "Reopening needs a written reason"),
+    "meeting_void_reason_required": ("作废评议会需要填写书面理由", "Voiding a meeting needs a written reason"),
+    "meeting_delete_not_draft": (
+        "只能删除尚未开启的评议会；已开启过的评议会可以作废（填写理由），记录会保留",
+        "Only a meeting that never opened can be deleted; a meeting that opened can be voided"
+        " with a written reason, and its record is kept",
+    ),
+    "meeting_unit_year_counted": (
+        "{unit} 的 {year} 年度已有一次计入结果的评议会（评议会 {other}）。每个单位每年只计一次；"
+        "如需以本次为准，请先作废评议会 {other}",
+        "{unit} already has a counted review for {year} (meeting {other}). A unit counts once a year;"
+        " to count this one instead, void meeting {other} first",
+    ),
+    "meeting_voided": (
+        "评议会已作废，不计入结果；可按版本号查看作废前公布的结果",
+        "The meeting was voided and does not count; results published before can be read by version",
+    ),
+    "result_version_not_found": (
+        "评议会 {id} 没有第 {version} 版结果",
+        "Meeting {id} has no result version {version}",
+    ),
     "meeting_not_closed": ("评议会尚未结束，没有最终结果", "The meeting is not closed; there is no final result yet"),
     "meeting_no_groups": ("至少需要一个评议人类别", "A meeting needs at least one rater group"),
     "meeting_group_repeats": ("评议人类别编号 {key} 重复出现", "The rater group key {key} is used more than once"),
@@ -116,8 +136,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "The meeting weights rater groups, so every ballot code needs a group",
     ),
     "meeting_tokens_closed": (
-        "评议会已结束，不能再发放测评码",
-        "The meeting is closed; no more ballot codes can be issued",
+        "评议会{state}，不能再发放测评码",
+        "The meeting is {state}; no more ballot codes can be issued",
     ),
     "meeting_token_count": (
         "一次发放的测评码数量应在 1 到 {max} 之间",
@@ -344,9 +364,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "This ballot was already counted; there is nothing more to do.",
     ),
     "audit_digest": (
-        "文件中的测评票与公布的摘要不符：有测评票被修改、增加或删除。公布的摘要 {published}，按文件计算 {computed}",
-        "The ballots in the file do not match the published digest: a ballot was changed, added or removed."
-        " Published {published}, computed from the file {computed}",
+        "文件与公布的摘要不符：测评票、计分规则、模板、往版记录或单位信息有改动。"
+        "公布的摘要 {published}，按文件计算 {computed}",
+        "The file does not match the published digest: a ballot, a counting rule, the template, an earlier"
+        " version or the unit was changed. Published {published}, computed from the file {computed}",
     ),
 
     # ---- the phone pages, the projector, the card sheet ---------------------------------------
@@ -455,6 +476,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "state_draft": ("尚未开始投票", "Voting has not started"),
     "state_open": ("投票进行中", "Voting is open"),
     "state_closed": ("投票已结束", "Voting has closed"),
+    "state_voided": ("本场评议会已作废", "This meeting was voided"),
     "thanks_counted": ("您的测评票已计入。", "Your ballot has been counted."),
     "thanks_already": ("这张测评票此前已经计入，无需再次提交。", "This ballot was already counted; there is"
                        " nothing more to do."),
@@ -601,8 +623,10 @@ REASONS: dict[str, tuple[str, str]] = {
 # Words that code passes as values (state="closed") and the reader sees in their language. A value
 # not listed here is shown as it is (a field named by its place in the request: "body.title").
 TERMS: dict[str, dict[str, tuple[str, str]]] = {
-    "state": {"draft": ("未开始", "not started"), "open": ("进行中", "open"), "closed": ("已结束", "closed")},
-    "action": {"open": ("开启", "opened"), "close": ("结束", "closed"), "reopen": ("重新开启", "reopened")},
+    "state": {"draft": ("未开始", "not started"), "open": ("进行中", "open"), "closed": ("已结束", "closed"),
+              "voided": ("已作废", "voided")},
+    "action": {"open": ("开启", "opened"), "close": ("结束", "closed"), "reopen": ("重新开启", "reopened"),
+               "void": ("作废", "voided")},
     "field": {
         "code": ("单位编码", "The unit code"),
         "name": ("名称", "The name"),

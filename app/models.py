@@ -17,7 +17,7 @@ from sqlmodel import Field, SQLModel
 from app import text
 from app.localtime import as_utc
 
-MeetingState = Literal["draft", "open", "closed"]
+MeetingState = Literal["draft", "open", "closed", "voided"]
 Mode = Literal["cards", "screen"]
 
 
@@ -193,6 +193,17 @@ class Result(SQLModel, table=True):
     breakdown: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     # The order in which results were frozen (store.clock.next_result_number): the export's cursor.
     seq: int = Field(sa_column=Column(BigInteger, nullable=False, unique=True))
+    # What the result says about the unit, as it stood at close: a unit renamed or moved to another
+    # category later does not change a frozen result (its digest covers these too).
+    unit_code: str = Field(max_length=32, index=True)
+    unit_name: str = Field(max_length=128)
+    category: str = Field(max_length=32)
+    # The counting rules the result was computed with, K included (app.figures.rules_document), so
+    # that verify recomputes it with them whatever the settings say later. None before 2026-12-02.
+    rules: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # 2: the digest covers the ballots, the template, the rules, earlier versions and the unit
+    # (app.figures.result_digest); 1: the ballots alone (results frozen before 2026-12-02).
+    digest_format: int = 1
 
 
 class AuditEvent(SQLModel, table=True):
@@ -412,6 +423,12 @@ class ReopenBody(ApiModel):
     reason: str = PydanticField(min_length=1, max_length=1000)
 
 
+class VoidMeetingBody(ApiModel):
+    PARAGRAPHS = frozenset({"reason"})
+
+    reason: str = PydanticField(min_length=1, max_length=1000, description="why the meeting does not count (作废)")
+
+
 class MintBody(ApiModel):
     count: int = PydanticField(ge=1, le=1000)
     group: str | None = None
@@ -571,6 +588,11 @@ class ResultPublic(BaseModel):
     meeting_id: int
     version: int
     digest: str
+    digest_format: int = Field(
+        description="2: SHA-256 of the ballots, the template, the rules, the earlier versions and the unit"
+        " (README, \"The digest\"); 1: of the ballots alone, for results frozen before 2026-12-02"
+    )
+    versions: list[int] = Field(description="every version of this meeting's result; each is readable with ?version=")
     closed_at: UtcDateTime
     figures: FiguresPublic
 

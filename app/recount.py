@@ -1,8 +1,9 @@
 """The audit export and its recount: a closed meeting's raw ballots, shuffled, and the figures again.
 
 Pure. The recount uses the very functions the server closes a meeting with (``figures_for`` and
-``ballot_set_digest`` in app.figures, which touch no database), so the file alone reproduces the
-published result or shows where it differs.
+``digest_of`` in app.figures, which touch no database), so the file alone reproduces the published
+result or shows where it differs. The digest covers the rules, the template and the unit as well as
+the ballots: a file whose rules were changed to match other figures does not pass.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -28,8 +30,8 @@ from app.export_schema import (
     AuditPublished,
     AuditRules,
 )
-from app.figures import StoredBallot, ballot_set_digest, figures_for
-from app.models import Category, FiguresPublic, GroupPublic, Meeting, Result, Unit
+from app.figures import RulesRead, StoredBallot, Subject, digest_of, figures_for, rules_document
+from app.models import FiguresPublic, GroupPublic, Meeting, Result
 from app.scoring import canonical_json
 from app.sheets import FORMULA_STARTS
 from app.templates import BallotTemplate, parse_template
@@ -42,8 +44,6 @@ UTF8_BOM = "\ufeff"
 def build_audit_file(
     *,
     meeting: Meeting,
-    unit: Unit,
-    category: Category,
     result: Result,
     template: BallotTemplate,
     ballots: Sequence[StoredBallot],
@@ -52,16 +52,20 @@ def build_audit_file(
     rng: random.Random | None = None,
 ) -> AuditFile:
     """The file an auditor gets. Ballots are shuffled by the OS's randomness: their order in the
-    box (by random id) must not be repeatable from one export to the next."""
+    box (by random id) must not be repeatable from one export to the next. The rules are those the
+    result was frozen with; ``k`` and the meeting's fields stand in for results frozen before those
+    were kept (digest format 1)."""
+    rules: dict[str, Any] = json.loads(result.rules) if result.rules is not None else rules_document(meeting, k=k)
+    groups: list[dict[str, Any]] = rules["groups"]
     shuffled = [AuditBallot(group=b.group, answers=dict(b.answers), comment=b.comment) for b in ballots]
     (rng or random.SystemRandom()).shuffle(shuffled)
     return AuditFile(
         format=AUDIT_FORMAT,
         meeting=AuditMeeting(
             id=meeting.id,
-            unit_code=unit.code,
-            unit_name=unit.name,
-            category=category.key,
+            unit_code=result.unit_code,
+            unit_name=result.unit_name,
+            category=result.category,
             year=meeting.year,
             date=meeting.date,
             title=meeting.title,
@@ -69,15 +73,16 @@ def build_audit_file(
         published=AuditPublished(
             version=result.version,
             digest=result.digest,
+            digest_format=result.digest_format,
             closed_at=result.created_at,
             figures=FiguresPublic.model_validate_json(result.figures),
         ),
         rules=AuditRules(
-            trim=meeting.trim,
-            k=k,
-            component_weight=meeting.component_weight,
-            flagged_rule="exclude" if meeting.flagged_rule == "exclude" else "count",
-            groups=[GroupPublic(**group) for group in json.loads(meeting.groups)],
+            trim=int(str(rules["trim"])),
+            k=int(str(rules["k"])),
+            component_weight=str(rules["component_weight"]),
+            flagged_rule="exclude" if rules["flagged_rule"] == "exclude" else "count",
+            groups=[GroupPublic(**group) for group in groups],
             earlier_versions=[
                 AuditBreakdown(
                     counts=[AuditGroupCount(group=key, ballots=n) for key, n in before.counts.items()],
@@ -174,16 +179,6 @@ def _parse_csv(text: str) -> AuditFile:
 
 
 @dataclass(frozen=True)
-class _RulesRead:
-    """The meeting's settings as the file gives them (app.figures.MeetingSettings)."""
-
-    groups: str
-    trim: int
-    component_weight: str
-    flagged_rule: str
-
-
-@dataclass(frozen=True)
 class Recount:
     digest: str
     figures: FiguresPublic
@@ -195,18 +190,16 @@ class Recount:
 
 
 def recount(file: AuditFile) -> Recount:
-    """Check the ballots against the published digest, then compute the figures from them again.
+    """Check the file against the published digest, then compute the figures from it again.
 
-    Raises Invalid("audit_digest") when a ballot was changed, added or removed: the figures of a
-    ballot set that is not the published one prove nothing.
+    Raises Invalid("audit_digest") when a ballot was changed, added or removed, or (digest format 2)
+    the rules, the template, the earlier versions or the unit: the figures of anything but what was
+    published prove nothing.
     """
     ballots = [StoredBallot(b.group, dict(b.answers), b.comment) for b in file.ballots]
-    digest = ballot_set_digest(ballots)
-    if digest != file.published.digest:
-        raise Invalid("audit_digest", published=file.published.digest, computed=digest)
     template = parse_template(file.template)
     rules = file.rules
-    settings = _RulesRead(
+    settings = RulesRead(
         groups=canonical_json([group.model_dump() for group in rules.groups]),
         trim=rules.trim,
         component_weight=rules.component_weight,
@@ -216,6 +209,13 @@ def recount(file: AuditFile) -> Recount:
         Breakdown(counts={c.group: c.ballots for c in before.counts}, shown=frozenset(before.shown))
         for before in rules.earlier_versions
     ]
+    unit = file.meeting
+    digest = digest_of(
+        file.published.digest_format, ballots=ballots, template=template, meeting=settings, k=rules.k,
+        subject=Subject(unit_code=unit.unit_code, unit_name=unit.unit_name, category=unit.category), earlier=earlier,
+    )
+    if digest != file.published.digest:
+        raise Invalid("audit_digest", published=file.published.digest, computed=digest)
     figures, _ = figures_for(template=template, meeting=settings, ballots=ballots, k=rules.k, earlier=earlier)
     return Recount(digest, figures, _differences(file.published.figures, figures))
 

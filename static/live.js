@@ -12,7 +12,8 @@
   var states = {
     draft: turnout.getAttribute("data-state-draft") || "未开始",
     open: turnout.getAttribute("data-state-open") || "进行中",
-    closed: turnout.getAttribute("data-state-closed") || "已结束"
+    closed: turnout.getAttribute("data-state-closed") || "已结束",
+    voided: turnout.getAttribute("data-state-voided") || "已作废"
   };
   var last = null;
 

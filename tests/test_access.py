@@ -124,6 +124,8 @@ TABLE: list[tuple[str, str, str, dict[str, Any] | None, dict[str, int]]] = [
     ("POST", "/api/v1/templates", "/api/v1/templates", {}, api(ADMINS, 422)),
     ("POST", "/api/v1/meetings", "/api/v1/meetings", {}, api(STAFF, 422)),
     ("POST", "/api/v1/meetings/{meeting_id}/reopen", "/api/v1/meetings/1/reopen", {}, api(STAFF, 422)),
+    ("POST", "/api/v1/meetings/{meeting_id}/void", "/api/v1/meetings/1/void", {}, api(STAFF, 422)),
+    ("DELETE", "/api/v1/meetings/{meeting_id}", "/api/v1/meetings/999", None, api(STAFF, 404)),
     ("POST", "/api/v1/meetings/{meeting_id}/tokens", "/api/v1/meetings/1/tokens", {}, api(STAFF, 422)),
     ("POST", "/api/v1/meetings/{meeting_id}/cards", "/api/v1/meetings/1/cards", {}, api(STAFF, 422)),
     ("POST", "/api/v1/meetings/{meeting_id}/tokens/void", "/api/v1/meetings/1/tokens/void", {"group": "none"}, api(STAFF, 200, category=True)),
@@ -141,6 +143,9 @@ TABLE: list[tuple[str, str, str, dict[str, Any] | None, dict[str, int]]] = [
     ("POST", "/meetings/{meeting_id}/cards/all", "/meetings/1/cards/all", {}, page(STAFF, 422, category=True)),
     ("POST", "/meetings/{meeting_id}/void", "/meetings/1/void", {"group": "none"}, page(STAFF, 303, category=True)),
     ("POST", "/meetings/{meeting_id}/reopen", "/meetings/1/reopen", {}, page(STAFF, 422, category=True)),
+    # voiding without a reason is refused; deleting first asks to confirm: nothing is written
+    ("POST", "/meetings/{meeting_id}/void-meeting", "/meetings/1/void-meeting", {}, page(STAFF, 422, category=True)),
+    ("POST", "/meetings/{meeting_id}/delete", "/meetings/1/delete", {}, page(STAFF, 200, category=True)),
     ("POST", "/ballot-templates-new", "/ballot-templates-new", {}, page(ADMINS, 422)),
     ("POST", "/accounts", "/accounts", {}, page(ADMINS, 422)),
     ("POST", "/accounts/{user_id}", "/accounts/999", {}, page(ADMINS, 404)),

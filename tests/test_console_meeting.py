@@ -167,3 +167,35 @@ def test_actor_and_detail_labels() -> None:
                                         "after": {"name": "乙", "category": "party_gov"}}, groups)
             == "单位编码 JL001；修改前 名称 甲，类别 党政机关；修改后 名称 乙，类别 党政机关")
     assert detail_text({}, groups) == ""
+
+
+def test_a_draft_is_deleted_after_a_confirmation_and_an_open_meeting_is_voided_with_a_reason(
+    client: TestClient, database: Database
+) -> None:
+    """Issue #12, point 3, in the console."""
+    make_user(database)
+    csrf = sign_in(client, "wang")
+    draft = _unit_and_meeting(client, csrf)
+    first = client.post(f"/meetings/{draft}/delete", data={"csrf": csrf})
+    assert first.status_code == 200 and "删除后无法恢复" in first.text
+    assert client.get(f"/api/v1/meetings/{draft}").status_code == 200  # nothing deleted yet
+    r = client.post(f"/meetings/{draft}/delete", data={"csrf": csrf, "confirm": "1"}, follow_redirects=False)
+    assert (r.status_code, r.headers["location"]) == (303, "/meetings")
+    assert client.get(f"/api/v1/meetings/{draft}").status_code == 404
+
+    r = client.post("/meetings/new", follow_redirects=False, data={
+        "csrf": csrf, "unit_code": "JL001", "title": "述职评议会", "year": "2026", "date": "2026-12-03",
+        "mode": "cards", "attendance": "40", "template": "default:1", "trim": "1", "component_weight": "0.4",
+        "flagged_rule": "count", "group_key_0": "all", "group_name_0": "全体"})
+    meeting = int(r.headers["location"].rsplit("/", 1)[1])
+    assert client.post(f"/meetings/{meeting}/open", data={"csrf": csrf}, follow_redirects=False).status_code == 303
+    refused = client.post(f"/meetings/{meeting}/void-meeting", data={"csrf": csrf, "reason": "  "})
+    assert refused.status_code == 422 and "作废评议会需要填写书面理由" in refused.text
+    assert client.get(f"/api/v1/meetings/{meeting}").json()["state"] == "open"
+    r = client.post(f"/meetings/{meeting}/void-meeting", data={"csrf": csrf, "reason": "设备故障，另行组织"},
+                    follow_redirects=False)
+    assert r.status_code == 303
+    page = client.get(f"/meetings/{meeting}").text
+    assert "本场评议会已作废，不计入结果，也不再接受投票。理由：设备故障，另行组织" in page
+    assert '<span class="state big voided">已作废</span>' in page
+    assert f'action="/meetings/{meeting}/void-meeting"' not in page

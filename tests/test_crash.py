@@ -22,8 +22,8 @@ import pytest
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 
+from app import recount
 from app.db import create_database
-from app.figures import StoredBallot, ballot_set_digest
 from app.models import Ballot, BallotToken, MeetingSeal, SealedBallot, Tally, Turnout
 from app.scoring import Rules, compute, exact, score_ballot
 from app.sealing import Sealer, ServerKeys
@@ -189,6 +189,7 @@ def test_acknowledged_ballots_survive_sigkill(crash_database_url: str, tmp_path:
         api = Api(server.base, key)
         result = api.close(meeting_id)
         assert api.tally(meeting_id)["ballots_counted"] == len(stream.attempted)
+        audit = recount.parse_audit(api.http.get(f"/api/v1/meetings/{meeting_id}/audit").content)
         api.http.close()
     finally:
         server.stop()
@@ -198,4 +199,9 @@ def test_acknowledged_ballots_survive_sigkill(crash_database_url: str, tmp_path:
     assert expected.score is not None
     assert result["figures"]["ballots"] == len(stream.attempted)
     assert result["figures"]["score"]["exact"] == exact(expected.score)
-    assert result["digest"] == ballot_set_digest(StoredBallot(None, a, None) for a in canonical)
+    # The box holds exactly the ballots sent, and the published digest is theirs (with the rules,
+    # template and unit that app.figures.result_digest adds, as the audit file gives them).
+    assert sorted(json.dumps(b.answers, sort_keys=True) for b in audit.ballots) == sorted(
+        json.dumps(a, sort_keys=True) for a in canonical
+    )
+    assert recount.recount(audit).digest == result["digest"]

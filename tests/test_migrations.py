@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 
 from app import store
 from app.db import Database, create_database, metadata
+from app.figures import ballot_set_digest
 from app.main import create_app
 from app.migrate import alembic_config, at_head, upgrade
 from app.scoring import canonical_json
@@ -172,3 +173,32 @@ def test_migration_files_sort_in_the_order_they_apply() -> None:
     applied = [Path(revision.path).name for revision in reversed(list(script.walk_revisions()))]
     listed = sorted(path.name for path in Path(script.versions).glob("*.py"))
     assert applied == listed
+
+
+def test_results_frozen_before_keep_digest_format_1_and_take_their_unit(
+    client: TestClient, auth: dict[str, str], database: Database
+) -> None:
+    """2026-12-02_5_freeze_what_a_result_says on a database with a result closed by the code before it."""
+    from tests.test_recount import closed_readme_meeting
+
+    meeting = closed_readme_meeting(client, auth)
+    config = alembic_config(database.url)
+    with database.write.connect() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "c9f8ba810a26")  # the revision before results were frozen whole
+        conn.commit()
+    with database.reading() as conn:
+        ballots = store.meeting_ballots(conn=conn, meeting_id=meeting)
+    with database.write.begin() as conn:  # what that code stored: the digest of the ballots alone
+        conn.execute(text("UPDATE result SET digest = :d"), {"d": ballot_set_digest(ballots)})
+    upgrade(database.write)
+    with database.reading() as conn:
+        row = conn.execute(text("SELECT unit_code, unit_name, category, rules, digest_format FROM result")).one()
+    assert tuple(row) == ("JL001", "测试单位", "party_gov", None, 1)
+    with database.session() as session:
+        check = store.verify_meeting(session=session, meeting_id=meeting, k=5)
+    assert (check.ok, check.computed_digest) == (True, ballot_set_digest(ballots))
+    listed = client.get("/api/v1/results", headers=auth).json()["results"]
+    assert [(r["unit_code"], r["digest_format"], r["digest"]) for r in listed] == [
+        ("JL001", 1, ballot_set_digest(ballots))
+    ]

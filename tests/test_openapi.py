@@ -33,7 +33,7 @@ OPERATIONS = {
     "templates.list", "templates.get", "templates.create", "meetings.create", "meetings.list", "meetings.get",
     "meetings.open", "meetings.close", "meetings.reopen", "meetings.mint_tokens", "meetings.void_tokens",
     "meetings.cards", "meetings.screen", "meetings.tally", "meetings.result", "meetings.events", "meetings.report",
-    "meetings.audit_export", "results.list", "results.schema", "results.overview", "results.composite",
+    "meetings.audit_export", "meetings.void", "meetings.delete", "results.list", "results.schema", "results.overview", "results.composite",
     "accounts.list", "accounts.create", "accounts.update", "api_keys.list", "api_keys.create", "api_keys.revoke",
     "audit.list", "webhooks.create", "webhooks.list", "webhooks.delete", "webhooks.deliveries", "webhooks.delivery",
     "webhooks.resend", "health.live", "health.ready",

@@ -19,7 +19,7 @@ from app import figures, recount, store
 from app.cli import main
 from app.db import Database
 from app.errors import Invalid
-from app.models import Category, Meeting, Result, Unit
+from app.models import Meeting, Result
 from app.templates import default_template
 from tests.conftest import mint, open_meeting
 
@@ -95,14 +95,14 @@ def test_shuffle_follows_the_random_source_not_the_box() -> None:
     meeting = Meeting(id=1, unit_id=1, year=2026, date=dt.date(2026, 12, 3), title="t", template_id="default",
                       template_version=1, mode="cards", attendance=4, groups="[]")
     computed, _ = figures.figures_for(template=template, meeting=meeting, ballots=ballots, k=5)
-    result = Result(meeting_id=1, version=1, figures=computed.model_dump_json(),
-                    digest=figures.ballot_set_digest(ballots), ballot_count=4)
+    result = Result(meeting_id=1, version=1, figures=computed.model_dump_json(), ballot_count=4,
+                    digest=figures.result_digest(ballots=ballots, template=template, meeting=meeting, k=5,
+                                                 subject=figures.Subject("U", "u", "c")),
+                    digest_format=2, unit_code="U", unit_name="u", category="c")
 
     def build(seed: int) -> recount.AuditFile:
-        return recount.build_audit_file(
-            meeting=meeting, unit=Unit(code="U", name="u", category_key="c"),
-            category=Category(key="c", name="c", name_en="c", position=0), result=result, template=template,
-            ballots=ballots, k=5, rng=random.Random(seed))
+        return recount.build_audit_file(meeting=meeting, result=result, template=template, ballots=ballots, k=5,
+                                        rng=random.Random(seed))
 
     assert [b.answers["p01"] for b in build(1).ballots] == ["D", "A", "C", "B"]
     assert [b.answers["p01"] for b in build(2).ballots] == ["B", "C", "D", "A"]
@@ -133,8 +133,9 @@ def test_recount_rejects_one_changed_answer(client: TestClient, auth: dict[str, 
     tamper(path)
     assert main(["recount", str(path)]) == 2
     err = capsys.readouterr().err
-    assert "文件中的测评票与公布的摘要不符：有测评票被修改、增加或删除。" in err
-    assert "The ballots in the file do not match the published digest: a ballot was changed, added or removed." in err
+    assert "文件与公布的摘要不符：测评票、计分规则、模板、往版记录或单位信息有改动。" in err
+    assert ("The file does not match the published digest: a ballot, a counting rule, the template, an earlier"
+            " version or the unit was changed.") in err
 
 
 def test_recount_names_a_published_figure_that_the_ballots_do_not_give(

@@ -284,7 +284,7 @@ def test_register_list_delete_and_the_outbox_follows_the_transaction(client: Tes
         ({"url": "https://scoring.example/h", "secret": "short"}, "request_invalid",
          "请求内容有误：body.secret 至少需要 16 个字符"),
         ({"url": "https://scoring.example/h", "secret": SECRET, "events": ["ballot.cast"]}, "request_invalid",
-         "请求内容有误：body.events.0 应为以下之一：'meeting.closed', 'meeting.reopened'"),
+         "请求内容有误：body.events.0 应为以下之一：'meeting.closed', 'meeting.reopened', 'meeting.voided'"),
         ({"url": "https://scoring.example/h", "secret": SECRET, "events": []}, "request_invalid",
          "请求内容有误：body.events 至少需要 1 项"),
     ]
@@ -295,7 +295,7 @@ def test_register_list_delete_and_the_outbox_follows_the_transaction(client: Tes
     everything = register(client, auth, "https://scoring.example/all")
     listed = client.get("/api/v1/webhooks", headers=auth).json()
     assert [(w["id"], w["events"]) for w in listed] == [
-        (closes_only, ["meeting.closed"]), (everything, ["meeting.closed", "meeting.reopened"])
+        (closes_only, ["meeting.closed"]), (everything, ["meeting.closed", "meeting.reopened", "meeting.voided"])
     ]
     meeting, _ = closed_meeting(client, auth)
     # a close that is refused writes nothing to the outbox

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Request, Response
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -34,6 +34,7 @@ from app.models import (
     UnitCreate,
     UnitPublic,
     UnitUpdate,
+    VoidMeetingBody,
 )
 from app.routes.access import Admin, Reader, Staff, ensure_manages, ensure_sees
 from app.routes.deps import (
@@ -258,7 +259,7 @@ def close_meeting(
         risk_reason=body.risk_reason if body is not None else "", may_accept_risk=principal.role == "admin",
     )
     notify_changed(request, meeting_id)
-    return result_public(store.latest_result(session=session, meeting_id=meeting_id))
+    return result_public(session, store.latest_result(session=session, meeting_id=meeting_id))
 
 
 @router.post("/meetings/{meeting_id}/reopen", tags=["meetings"])
@@ -269,6 +270,34 @@ def reopen_meeting(
     meeting = store.reopen_meeting(session=session, actor=principal.name, meeting_id=meeting_id, reason=body.reason)
     notify_changed(request, meeting_id)
     return meeting_public(session, settings, meeting)
+
+
+@router.post("/meetings/{meeting_id}/void", tags=["meetings"])
+def void_meeting(
+    meeting_id: int,
+    body: VoidMeetingBody,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Staff,
+    request: Request,
+) -> MeetingPublic:
+    """作废: the meeting stops counting, in any state, for good; the reason goes to the audit log.
+    Open: it takes no more ballots. Closed: its result leaves the results export (each version stays
+    readable by number) and webhooks hear `meeting.voided`. Then another meeting of the unit and
+    year may be closed and count."""
+    managed_meeting(session, principal, meeting_id)
+    meeting = store.void_meeting(session=session, actor=principal.name, meeting_id=meeting_id, reason=body.reason)
+    notify_changed(request, meeting_id)
+    return meeting_public(session, settings, meeting)
+
+
+@router.delete("/meetings/{meeting_id}", status_code=204, tags=["meetings"])
+def delete_meeting(meeting_id: int, session: SessionDep, principal: Staff) -> Response:
+    """Delete a meeting that never opened, with any codes minted for it; 409 once it has opened
+    (void it instead)."""
+    managed_meeting(session, principal, meeting_id)
+    store.delete_meeting(session=session, actor=principal.name, meeting_id=meeting_id)
+    return Response(status_code=204)
 
 
 @router.post("/meetings/{meeting_id}/tokens", status_code=201, tags=["meetings"])
@@ -315,21 +344,28 @@ def get_tally(meeting_id: int, session: SessionDep, settings: SettingsDep, princ
     )
 
 
-def result_public(result: Any) -> ResultPublic:
+def result_public(session: Session, result: Any) -> ResultPublic:
     return ResultPublic(
         meeting_id=result.meeting_id,
         version=result.version,
         digest=result.digest,
+        digest_format=result.digest_format,
+        versions=[r.version for r in store.results_of(session=session, meeting_id=result.meeting_id)],
         closed_at=result.created_at,
         figures=FiguresPublic.model_validate_json(result.figures),
     )
 
 
 @router.get("/meetings/{meeting_id}/result", tags=["results"])
-def get_result(meeting_id: int, session: SessionDep, principal: Reader) -> ResultPublic:
-    """The frozen result of a closed meeting (409 while it is not closed)."""
+def get_result(
+    meeting_id: int, session: SessionDep, principal: Reader, version: Annotated[int | None, Query(ge=1)] = None
+) -> ResultPublic:
+    """The frozen result of a closed meeting (409 while it is not closed); with `version`, that
+    version, whatever the meeting's state now (404 if it has none of that number)."""
     seen_meeting(session, principal, meeting_id)
-    return result_public(store.latest_result(session=session, meeting_id=meeting_id))
+    if version is None:
+        return result_public(session, store.latest_result(session=session, meeting_id=meeting_id))
+    return result_public(session, store.result_version(session=session, meeting_id=meeting_id, version=version))
 
 
 # ---- ballots ----------------------------------------------------------------------------------

@@ -66,6 +66,7 @@ ACTION_NAMES = {
     "unit.create": "添加单位", "unit.update": "修改单位", "unit.import": "导入单位",
     "template.create": "保存测评票模板", "meeting.create": "创建评议会", "meeting.open": "开启评议会",
     "meeting.close": "结束评议会", "meeting.reopen": "重新开启评议会", "tokens.mint": "发放测评码",
+    "meeting.void": "作废评议会", "meeting.delete": "删除评议会",
     "tokens.void": "作废测评码", "api_key.create": "创建 API 密钥", "api_key.revoke": "吊销 API 密钥",
     "account.create": "创建账号", "account.update": "修改账号", "account.sign_in": "登录",
     "account.sign_in_failed": "登录失败", "account.password": "修改密码",

@@ -206,13 +206,15 @@ async def pushed(
 def build_report(session: Session, meeting_id: int, k: int) -> FeedbackReport:
     result = store.latest_result(session=session, meeting_id=meeting_id)
     meeting = store.get_meeting(session=session, meeting_id=meeting_id)
-    unit, category = store.unit_of(session=session, meeting=meeting)
+    # The unit as the result names it, frozen at close (a rename later changes no report).
+    category_names = {c.key: c.name for c in store.categories(session=session)}
     return feedback_report(
         own=FiguresPublic.model_validate_json(result.figures),
         peers=store.peer_results(session=session, meeting=meeting),
         k=k,
         comments=store.meeting_comments(session=session, meeting_id=meeting_id),
-        meeting_id=meeting_id, unit_code=unit.code, unit_name=unit.name, category=category.name,
+        meeting_id=meeting_id, unit_code=result.unit_code, unit_name=result.unit_name,
+        category=category_names[result.category],
         year=meeting.year, title=meeting.title, result_version=result.version, digest=result.digest,
         closed_at=result.created_at,
     )

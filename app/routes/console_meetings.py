@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
@@ -162,10 +163,13 @@ def _meeting_view(session: Session, meeting: Meeting, settings: Settings) -> dic
     view = store.tally(session=session, meeting_id=meeting.id)  # type: ignore[arg-type]
     template = store.get_template(session=session, template_id=meeting.template_id, version=meeting.template_version)
     events = store.list_audit(session=session, meeting_id=meeting.id, limit=20)
+    voided = next((e for e in events if e.action == "meeting.void"), None) if meeting.state == "voided" else None
+    versions = [r.version for r in store.results_of(session=session, meeting_id=meeting.id)]  # type: ignore[arg-type]
     return {"meeting": meeting, "unit": unit, "category": category, "groups": groups, "ungrouped": ungrouped,
             "weighted": any(g["spec"].weight for g in groups), "template_name": template.name,
             "tally": view.tally, "counted": view.counted, "issued": view.issued, "k": k,
-            "screen_url": projector_link(settings, meeting),
+            "screen_url": projector_link(settings, meeting), "versions": versions,
+            "void_reason": json.loads(voided.detail).get("reason") if voided is not None and voided.detail else None,
             "audit": audit_rows(session, events, {spec.key: spec.name for spec in specs})}
 
 
@@ -260,6 +264,53 @@ def reopen_meeting(
     notify_changed(request, meeting_id)
     flash(request, "评议会已重新开启，理由已记入操作日志")
     return redirect(f"/meetings/{meeting_id}")
+
+
+@router.post("/meetings/{meeting_id}/void-meeting")
+def void_meeting(
+    meeting_id: int,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Staff,
+    reason: Annotated[str, Form()] = "",
+) -> Response:
+    """作废: the meeting stops counting (store.void_meeting); the reason goes to the audit log."""
+    meeting = managed_meeting(session, principal, meeting_id)
+    try:
+        store.void_meeting(session=session, actor=principal.name, meeting_id=meeting_id, reason=reason)
+    except DomainError as error:
+        session.rollback()
+        view = _meeting_view(session, meeting, settings)
+        return render(request, "organizer/meeting.html", principal, status=error.status, can_manage=True,
+                      form={"void_reason": reason}, errors=field_errors(error, "void_reason"), **view)
+    notify_changed(request, meeting_id)
+    flash(request, "评议会已作废，不计入结果；理由已记入操作日志")
+    return redirect(f"/meetings/{meeting_id}")
+
+
+@router.post("/meetings/{meeting_id}/delete")
+def delete_meeting(
+    meeting_id: int,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Staff,
+    confirm: Annotated[str, Form()] = "",
+) -> Response:
+    """Delete a meeting that never opened; the first press asks to confirm, naming any printed cards."""
+    meeting = managed_meeting(session, principal, meeting_id)
+    view = _meeting_view(session, meeting, settings)
+    if not confirm and meeting.state == "draft":
+        return render(request, "organizer/meeting.html", principal, can_manage=True, confirm_delete=True, **view)
+    try:
+        store.delete_meeting(session=session, actor=principal.name, meeting_id=meeting_id)
+    except DomainError as error:
+        session.rollback()
+        return render(request, "organizer/meeting.html", principal, status=error.status, can_manage=True,
+                      delete_refused=error.message(), **view)
+    flash(request, f"评议会“{meeting.title}”已删除")
+    return redirect("/meetings")
 
 
 @router.post("/meetings/{meeting_id}/cards")

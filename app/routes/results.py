@@ -208,8 +208,6 @@ def audit_export(
     material = store.audit_material(session=session, actor=principal.name, meeting_id=meeting_id)
     file = recount.build_audit_file(
         meeting=material.meeting,
-        unit=material.unit,
-        category=material.category,
         result=material.result,
         template=material.template,
         ballots=material.ballots,

@@ -32,8 +32,8 @@ def mint_token_batches(
 ) -> list[tuple[str, str | None]]:
     """Codes for several rater groups in one transaction: one printing job, all of it or none."""
     meeting = get_meeting(session=session, meeting_id=meeting_id)
-    if meeting.state == "closed":
-        raise Conflict("meeting_tokens_closed")
+    if meeting.state in ("closed", "voided"):
+        raise Conflict("meeting_tokens_closed", state=meeting.state)
     if not batches or not all(1 <= count <= MAX_MINT for _, count in batches) or (
         sum(count for _, count in batches) > MAX_MINT
     ):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import secrets
 import uuid
 from collections.abc import Sequence
@@ -19,16 +20,21 @@ from app.errors import Conflict, Forbidden, Invalid, NotFound
 from app.export import result_record
 from app.export_schema import WebhookBody, WebhookEvent
 from app.figures import (
-    ballot_set_digest,
+    WHOLE_RESULT,
+    Subject,
     breakdown_from_json,
     breakdown_to_json,
+    digest_of,
     figures_for,
     group_specs,
     public_figures,
+    rules_document,
+    rules_from_document,
     rules_of,
     without_groups,
 )
 from app.models import (
+    AuditEvent,
     BallotToken,
     Category,
     FiguresPublic,
@@ -37,6 +43,7 @@ from app.models import (
     MeetingCreate,
     MeetingSeal,
     Result,
+    SealedBallot,
     Tally,
     Turnout,
     Unit,
@@ -129,8 +136,11 @@ def get_meeting(*, session: Session, meeting_id: int, lock: bool = False) -> Mee
     return meeting
 
 
-def unit_of(*, session: Session, meeting: Meeting) -> tuple[Unit, Category]:
-    unit = session.get(Unit, meeting.unit_id)
+def unit_of(*, session: Session, meeting: Meeting, lock: bool = False) -> tuple[Unit, Category]:
+    """The meeting's unit as it is now (a result keeps it as it was at close). ``lock``: closes of
+    two meetings of one unit wait for each other, so that only one of them can count."""
+    query = select(Unit).where(col(Unit.id) == meeting.unit_id)
+    unit = session.scalars(query.with_for_update() if lock else query).first()
     assert unit is not None
     category = session.get(Category, unit.category_key)
     assert category is not None
@@ -193,6 +203,64 @@ def reopen_meeting(*, session: Session, actor: str, meeting_id: int, reason: str
     return meeting
 
 
+def void_meeting(*, session: Session, actor: str, meeting_id: int, reason: str) -> Meeting:
+    """作废: the meeting stops counting, in whatever state it was; the audit log keeps the reason.
+
+    An open meeting takes no more ballots, and those still sealed are deleted with their key: they
+    will never be counted, so they are never opened. A closed meeting's results leave the results
+    export (each version stays readable by number) and subscribers hear ``meeting.voided``.
+    Voiding is final; the unit's review of the year can then be held by another meeting.
+    """
+    if not reason.strip():
+        raise Invalid("meeting_void_reason_required")
+    text.check(reason, "reason", paragraph=True)
+    meeting = get_meeting(session=session, meeting_id=meeting_id, lock=True)
+    if meeting.state == "voided":
+        raise Conflict("meeting_transition", state=meeting.state, action="void")
+    was = meeting.state
+    meeting.state = "voided"
+    session.add(meeting)
+    session.execute(delete(MeetingSeal).where(col(MeetingSeal.meeting_id) == meeting_id))
+    session.execute(delete(SealedBallot).where(col(SealedBallot.meeting_id) == meeting_id))
+    session.execute(update(Turnout).where(col(Turnout.meeting_id) == meeting_id).values(sealed=0))
+    session.execute(
+        update(BallotToken)
+        .where(col(BallotToken.meeting_id) == meeting_id, col(BallotToken.used).is_(False))
+        .values(void=True)
+    )
+    audit(session=session, actor=actor, action="meeting.void", meeting_id=meeting_id,
+          detail={"reason": reason.strip(), "state": was})
+    if was == "closed":
+        enqueue_result_event(session=session, meeting=meeting, event="meeting.voided")
+    session.commit()
+    box.forget_sealer(meeting_id)
+    if was == "open":
+        bind = session.get_bind()
+        assert isinstance(bind, Engine)
+        if not box.scrub(bind):
+            box.scrub_wanted = True
+    return meeting
+
+
+def delete_meeting(*, session: Session, actor: str, meeting_id: int) -> None:
+    """Delete a meeting that never opened (a draft made by mistake), with the codes printed for it:
+    it has no ballot and no result. A meeting that opened can only be voided."""
+    meeting = get_meeting(session=session, meeting_id=meeting_id, lock=True)
+    if meeting.state != "draft":
+        raise Conflict("meeting_delete_not_draft")
+    unit, _ = unit_of(session=session, meeting=meeting)
+    # The audit log keeps its events; they no longer point at a meeting that is gone.
+    session.execute(update(AuditEvent).where(col(AuditEvent.meeting_id) == meeting_id).values(meeting_id=None))
+    session.execute(delete(BallotToken).where(col(BallotToken.meeting_id) == meeting_id))
+    session.execute(delete(MeetingSeal).where(col(MeetingSeal.meeting_id) == meeting_id))
+    session.execute(delete(Tally).where(col(Tally.meeting_id) == meeting_id))
+    session.execute(delete(Turnout).where(col(Turnout.meeting_id) == meeting_id))
+    session.execute(delete(Meeting).where(col(Meeting.id) == meeting_id))
+    audit(session=session, actor=actor, action="meeting.delete",
+          detail={"id": meeting_id, "unit": unit.code, "title": meeting.title, "date": meeting.date.isoformat()})
+    session.commit()
+
+
 def close_meeting(
     *,
     session: Session,
@@ -212,6 +280,10 @@ def close_meeting(
     """
     meeting = get_meeting(session=session, meeting_id=meeting_id, lock=True)
     _require_state(meeting, "close")
+    unit, category = unit_of(session=session, meeting=meeting, lock=True)
+    counted = counted_review(session=session, unit_id=unit.id, year=meeting.year)  # type: ignore[arg-type]
+    if counted is not None:
+        raise Conflict("meeting_unit_year_counted", unit=f"{unit.code} {unit.name}", year=meeting.year, other=counted)
     turnout = session.get(Turnout, meeting_id)
     total = turnout.ballots if turnout is not None else 0
     if not can_close(total, k=k):
@@ -232,15 +304,22 @@ def close_meeting(
     box.mix(conn=conn, meeting_id=meeting_id, keys=keys, k=k, final=True, rewrite=rewrite)
     template = get_template(session=session, template_id=meeting.template_id, version=meeting.template_version)
     ballots = box.meeting_ballots(conn=session, meeting_id=meeting_id)
-    figures, shown = figures_for(
-        template=template, meeting=meeting, ballots=ballots, k=k,
-        earlier=[breakdown_from_json(r.breakdown) for r in earlier if r.breakdown is not None],
-    )
+    before = [breakdown_from_json(r.breakdown) for r in earlier if r.breakdown is not None]
+    figures, shown = figures_for(template=template, meeting=meeting, ballots=ballots, k=k, earlier=before)
+    # What the result says about the unit is frozen with it (and covered by its digest): renaming
+    # the unit or moving it to another category later changes no published result.
+    subject = Subject(unit_code=unit.code, unit_name=unit.name, category=category.key)
     result = Result(
         meeting_id=meeting_id,
         version=(earlier[-1].version if earlier else 0) + 1,
         figures=figures.model_dump_json(),
-        digest=ballot_set_digest(ballots),
+        digest=digest_of(WHOLE_RESULT, ballots=ballots, template=template, meeting=meeting, k=k,
+                         subject=subject, earlier=before),
+        digest_format=WHOLE_RESULT,
+        rules=canonical_json(rules_document(meeting, k=k)),
+        unit_code=subject.unit_code,
+        unit_name=subject.unit_name,
+        category=subject.category,
         ballot_count=len(ballots),
         breakdown=breakdown_to_json(shown),
         created_at=database_now(session),
@@ -309,7 +388,13 @@ class Verification:
 
 
 def verify_meeting(*, session: Session, meeting_id: int, k: int) -> Verification:
-    """Recompute a closed meeting's result and digest from its stored ballots, for comparison."""
+    """Recompute a closed meeting's result and digest from its stored ballots, for comparison.
+
+    With the rules the result was frozen with (its K among them), not today's settings, and with the
+    meeting's own fields as they stand: a trim or a weight changed in the database after close, a
+    ballot changed, added or removed, a unit renamed in the result row, all change the digest.
+    ``k`` is used only for results frozen before their rules were kept (digest format 1).
+    """
     result = latest_result(session=session, meeting_id=meeting_id)
     meeting = get_meeting(session=session, meeting_id=meeting_id)
     template = get_template(session=session, template_id=meeting.template_id, version=meeting.template_version)
@@ -319,36 +404,43 @@ def verify_meeting(*, session: Session, meeting_id: int, k: int) -> Verification
         for r in results_of(session=session, meeting_id=meeting_id)
         if r.version < result.version and r.breakdown is not None
     ]
+    if result.rules is not None:
+        _, k = rules_from_document(json.loads(result.rules))
     computed, _ = figures_for(template=template, meeting=meeting, ballots=ballots, k=k, earlier=earlier)
+    subject = Subject(unit_code=result.unit_code, unit_name=result.unit_name, category=result.category)
     return Verification(
         meeting_id=meeting_id,
         version=result.version,
         stored_digest=result.digest,
-        computed_digest=ballot_set_digest(ballots),
+        computed_digest=digest_of(result.digest_format, ballots=ballots, template=template, meeting=meeting, k=k,
+                                  subject=subject, earlier=earlier),
         stored=FiguresPublic.model_validate_json(result.figures),
         computed=computed,
     )
 
 
 def peer_results(*, session: Session, meeting: Meeting) -> list[FiguresPublic]:
-    """The latest results of the closed meetings comparable with this one (itself included):
-    same category, same year, same template version."""
-    unit, _ = unit_of(session=session, meeting=meeting)
-    peers = session.scalars(
-        select(Meeting)
-        .join(Unit)
+    """The latest results of the closed meetings comparable with this one (itself included): same
+    category as frozen in the results, same year, same template version."""
+    own = latest_result(session=session, meeting_id=meeting.id)  # type: ignore[arg-type]
+    newest = (
+        select(col(Result.meeting_id).label("meeting_id"), func.max(col(Result.version)).label("version"))
+        .group_by(col(Result.meeting_id))
+        .subquery()
+    )
+    rows = session.scalars(
+        select(Result)
+        .join(newest, (col(Result.meeting_id) == newest.c.meeting_id) & (col(Result.version) == newest.c.version))
+        .join(Meeting, col(Meeting.id) == col(Result.meeting_id))
         .where(
-            col(Unit.category_key) == unit.category_key,
+            col(Result.category) == own.category,
             col(Meeting.year) == meeting.year,
             col(Meeting.state) == "closed",
             col(Meeting.template_id) == meeting.template_id,
             col(Meeting.template_version) == meeting.template_version,
         )
     ).all()
-    return [
-        FiguresPublic.model_validate_json(latest_result(session=session, meeting_id=peer.id).figures)  # type: ignore[arg-type]
-        for peer in peers
-    ]
+    return [FiguresPublic.model_validate_json(row.figures) for row in rows]
 
 
 def meeting_comments(*, session: Session, meeting_id: int) -> list[str]:
@@ -363,12 +455,34 @@ def meeting_comments(*, session: Session, meeting_id: int) -> list[str]:
 
 def latest_result(*, session: Session, meeting_id: int) -> Result:
     meeting = get_meeting(session=session, meeting_id=meeting_id)
+    if meeting.state == "voided":
+        raise Conflict("meeting_voided")
     if meeting.state != "closed":
         raise Conflict("meeting_not_closed")
     query = select(Result).where(col(Result.meeting_id) == meeting_id).order_by(col(Result.version).desc())
     result = session.scalars(query).first()
     assert result is not None, "a closed meeting always has a result"
     return result
+
+
+def result_version(*, session: Session, meeting_id: int, version: int) -> Result:
+    """One version of a meeting's result, whatever the meeting's state now: each was published, and
+    each differs from the others by at least K ballots (app.disclosure), or by an administrator's
+    recorded decision."""
+    get_meeting(session=session, meeting_id=meeting_id)
+    result = session.get(Result, (meeting_id, version))
+    if result is None:
+        raise NotFound("result_version_not_found", id=meeting_id, version=version)
+    return result
+
+
+def counted_review(*, session: Session, unit_id: int, year: int) -> int | None:
+    """The meeting that counts as the unit's review of the year (closed, not voided), if any."""
+    return session.scalars(
+        select(col(Meeting.id)).where(
+            col(Meeting.unit_id) == unit_id, col(Meeting.year) == year, col(Meeting.state) == "closed"
+        )
+    ).first()
 
 
 @dataclass(frozen=True)
@@ -466,8 +580,9 @@ def enqueue_result_event(
             select(Result).where(col(Result.meeting_id) == meeting.id).order_by(col(Result.version).desc())
         ).first()
         assert result is not None, "only a meeting closed before has events"
-    unit, category = unit_of(session=session, meeting=meeting)
-    record = result_record(meeting=meeting, unit=unit, category=category, result=result)
+    category = session.get(Category, result.category)
+    assert category is not None
+    record = result_record(meeting=meeting, category=category, result=result)
     now = database_now(session)
     for endpoint in endpoints:
         delivery_id = str(uuid.uuid4())

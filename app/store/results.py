@@ -20,7 +20,6 @@ from app.models import (
     Category,
     Meeting,
     Result,
-    Unit,
     WebhookAttempt,
     WebhookDelivery,
     WebhookEndpoint,
@@ -30,7 +29,7 @@ from app.store.ballot_templates import get_template
 from app.store.base import audit
 from app.store.box import meeting_ballots
 from app.store.clock import database_now
-from app.store.meetings import get_meeting, latest_result, results_of, unit_of
+from app.store.meetings import get_meeting, latest_result, results_of
 from app.store.units import _category_keys, categories, find_unit, list_units, review_years
 from app.templates import BallotTemplate
 
@@ -38,18 +37,18 @@ DeliveryStatus = Literal["pending", "delivered", "failed", "cancelled"]
 
 
 def _latest_results() -> Any:
-    """Each closed meeting's latest result, with its meeting, unit and category."""
+    """Each closed meeting's latest result, with its meeting and the category the result names
+    (frozen at close, like the unit's code and name: store.close_meeting)."""
     latest = (
         select(col(Result.meeting_id).label("meeting_id"), func.max(col(Result.version)).label("version"))
         .group_by(col(Result.meeting_id))
         .subquery()
     )
     return (
-        select(Result, Meeting, Unit, Category)
+        select(Result, Meeting, Category)
         .join(latest, and_(col(Result.meeting_id) == latest.c.meeting_id, col(Result.version) == latest.c.version))
         .join(Meeting, col(Meeting.id) == col(Result.meeting_id))
-        .join(Unit, col(Unit.id) == col(Meeting.unit_id))
-        .join(Category, col(Category.key) == col(Unit.category_key))
+        .join(Category, col(Category.key) == col(Result.category))
         .where(col(Meeting.state) == "closed")
     )
 
@@ -103,9 +102,9 @@ def results_page(
     if year is not None:
         query = query.where(col(Meeting.year) == year)
     if category is not None:
-        query = query.where(col(Unit.category_key) == category)
+        query = query.where(col(Result.category) == category)
     if unit is not None:
-        query = query.where(col(Unit.code) == unit)
+        query = query.where(col(Result.unit_code) == unit)
     if since is not None:
         query = query.where(col(Result.created_at) > since)
     if after is not None:
@@ -114,13 +113,14 @@ def results_page(
     if limit is not None:
         query = query.limit(limit)
     return [
-        (result.seq, result_record(meeting=meeting, unit=unit_row, category=category_row, result=result))
-        for result, meeting, unit_row, category_row in session.execute(query).all()
+        (result.seq, result_record(meeting=meeting, category=category_row, result=result))
+        for result, meeting, category_row in session.execute(query).all()
     ]
 
 
 def unit_year_result(*, session: Session, unit_code: str, year: int) -> ResultRecord:
-    """The unit's on-site result of the year: its latest closed meeting's latest version."""
+    """The unit's on-site result of the year: the latest version of its one counted review (only one
+    meeting per unit and year can be closed at a time; before that rule, the latest one counts)."""
     records = list_results(session=session, unit=unit_code, year=year)
     if not records:
         raise NotFound("results_none", unit=unit_code, year=year)
@@ -167,8 +167,6 @@ def overview_units(*, session: Session, year: int, category: str | None = None) 
 @dataclass(frozen=True)
 class AuditMaterial:
     meeting: Meeting
-    unit: Unit
-    category: Category
     result: Result
     template: BallotTemplate
     ballots: list[StoredBallot]
@@ -179,7 +177,6 @@ def audit_material(*, session: Session, actor: str, meeting_id: int) -> AuditMat
     """What the audit export of a closed meeting is made of; the export itself is audited."""
     result = latest_result(session=session, meeting_id=meeting_id)
     meeting = get_meeting(session=session, meeting_id=meeting_id)
-    unit, category = unit_of(session=session, meeting=meeting)
     template = get_template(session=session, template_id=meeting.template_id, version=meeting.template_version)
     ballots = meeting_ballots(conn=session, meeting_id=meeting_id)
     earlier = [
@@ -195,7 +192,7 @@ def audit_material(*, session: Session, actor: str, meeting_id: int) -> AuditMat
         detail={"version": result.version, "ballots": len(ballots)},
     )
     session.commit()
-    return AuditMaterial(meeting, unit, category, result, template, ballots, earlier)
+    return AuditMaterial(meeting, result, template, ballots, earlier)
 
 
 def _url_for_log(url: str) -> str:
