@@ -30,7 +30,7 @@ from app.db import Database
 from app.disclosure import mix_due
 from app.disk import DiskState, is_disk_full
 from app.errors import DomainError
-from app.live import Hub
+from app.live import CHANNEL, Hub
 from app.sealing import ServerKeys
 from app.watchdog import Abandoned, Stuck, Watchdog
 
@@ -369,12 +369,10 @@ class BallotWriter:
         return store.Spent(outcomes, sealed)
 
     def _commit(self, submissions: list[store.Submission]) -> store.Spent:
+        # PostgreSQL: every worker's dashboards hear of it when this transaction commits, not before.
+        notify = CHANNEL if self._hub is not None and self._hub.cross_worker else None
         with self._database.writing() as conn:
-            spent = store.submit_batch(conn=conn, submissions=submissions, keys=self._keys)
-            if self._hub is not None and self._hub.cross_worker:
-                # Every worker's dashboards hear of it when this transaction commits, not before.
-                self._hub.announce(conn, _changed(spent.outcomes))
-        return spent
+            return store.submit_batch(conn=conn, submissions=submissions, keys=self._keys, notify=notify)
 
 
 # How often a scrub that could not finish (app.store.box.scrub) is tried again.

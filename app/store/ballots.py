@@ -107,7 +107,8 @@ _LOCK_TOKENS_PG = (
     f" FROM ballot_token WHERE hash = {_PG_HASHES} ORDER BY hash FOR UPDATE"
 )
 # The spends, the sealed rows and the turnout counts in one statement (one round trip): what each
-# meeting's count became, and how many codes the update found unspent, meeting by meeting.
+# meeting's count became, and how many codes the update found unspent, meeting by meeting; with
+# _NOTIFYING, also the NOTIFY that tells every worker's dashboards (app.live), sent at the commit.
 _SPEND_SEAL_COUNT_PG = (
     "WITH spent AS ("
     " UPDATE ballot_token SET used = true WHERE hash = ANY(ARRAY(SELECT unnest(%(spends)b::text[]))) AND NOT used"
@@ -120,6 +121,7 @@ _SPEND_SEAL_COUNT_PG = (
     " FROM counted WHERE turnout.meeting_id = counted.meeting_id"
     " RETURNING turnout.meeting_id, turnout.sealed, counted.added"
 )
+_NOTIFYING = ", pg_notify(%(channel)s, turnout.meeting_id::text)"
 
 
 class SpentUnderUs(RuntimeError):
@@ -148,8 +150,13 @@ class _Batch:
         return chunk[:BOX_ID_BYTES].hex(), chunk[BOX_ID_BYTES:]
 
 
-def submit_batch(*, conn: Connection, submissions: Sequence[Submission], keys: ServerKeys) -> Spent:
+def submit_batch(
+    *, conn: Connection, submissions: Sequence[Submission], keys: ServerKeys, notify: str | None = None
+) -> Spent:
     """Spend each submission's code and keep its ballot sealed, all in the caller's transaction.
+
+    ``notify``: PostgreSQL, a channel on which each meeting that counted a ballot is announced
+    (its id), in the same statement as the spends.
 
     The codes' rows are locked (PostgreSQL: FOR UPDATE; SQLite: the writer's BEGIN IMMEDIATE)
     before they are judged, so what is read is what the one UPDATE for the whole batch finds:
@@ -182,7 +189,7 @@ def submit_batch(*, conn: Connection, submissions: Sequence[Submission], keys: S
                 spent_now.add(token.hash)
     sealed: dict[int, int] = {}
     if batch.spends and postgresql:
-        sealed = _spend_seal_count_pg(conn, batch)
+        sealed = _spend_seal_count_pg(conn, batch, notify)
     elif batch.spends:
         _spend_and_seal_sqlite(conn, batch)
         for meeting_id in sorted(batch.counted):
@@ -226,18 +233,19 @@ def _spend_and_seal_sqlite(conn: Connection, batch: _Batch) -> None:
         raise SpentUnderUs
 
 
-def _spend_seal_count_pg(conn: Connection, batch: _Batch) -> dict[int, int]:
+def _spend_seal_count_pg(conn: Connection, batch: _Batch, notify: str | None) -> dict[int, int]:
     # Sealed rows go in by their random ids, an order that follows nothing else.
     rows = sorted(batch.sealed, key=lambda row: row["id"])
     counts = conn.exec_driver_sql(
-        _SPEND_SEAL_COUNT_PG,
+        _SPEND_SEAL_COUNT_PG + (_NOTIFYING if notify else ""),
         {
             "spends": [spend["token_hash"] for spend in batch.spends],
             "ids": [row["id"] for row in rows],
             "meetings": [row["meeting_id"] for row in rows],
             "sealed": [row["sealed"] for row in rows],
+            "channel": notify,
         },
     ).all()
-    if {meeting_id: added for meeting_id, _, added in counts} != batch.counted:
+    if {row[0]: row[2] for row in counts} != batch.counted:
         raise SpentUnderUs
-    return {meeting_id: waiting for meeting_id, waiting, _ in counts}
+    return {row[0]: row[1] for row in counts}
