@@ -8,17 +8,16 @@ transaction of its own.
 
 from __future__ import annotations
 
+import json
 import os
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Select, Table, bindparam, select, update
-from sqlmodel import col
+from sqlalchemy import Connection
 
 from app.errors import Conflict, DomainError, Invalid, NotFound
-from app.models import BallotToken, Meeting, MeetingSeal, TemplateVersion, Turnout
 from app.sealing import NONCE_BYTES, Content, ServerKeys
 from app.store.ballot_templates import template_from_body
 from app.store.box import BOX_ID_BYTES, sealer_for
@@ -47,45 +46,29 @@ class Spent:
     sealed: dict[int, int]
 
 
-# Built once: constructing a statement costs more than running it, on the path every ballot takes.
-_WANTED = col(BallotToken.hash).in_(bindparam("hashes", expanding=True))
 # Rows are locked in one order by every writer, and by close: meetings (by id, shared), then their
 # codes (by hash), then the meetings' turnout. Two batches, or a batch and a close or a mix, cannot
 # deadlock. On SQLite the writer's BEGIN IMMEDIATE is the lock, and FOR UPDATE / FOR SHARE are
 # left out of the SQL.
-_MEETING_TABLE: Table = Meeting.__table__  # type: ignore[attr-defined]
-_LOCK_MEETINGS: Select[Any] = (
-    select(  # type: ignore[assignment]
-        col(Meeting.id), col(Meeting.state), col(TemplateVersion.body).label("template_body"),
-        col(MeetingSeal.salt).label("salt"),
-    )
-    .join(
-        TemplateVersion,
-        (col(TemplateVersion.template_id) == col(Meeting.template_id))
-        & (col(TemplateVersion.version) == col(Meeting.template_version)),
-    )
-    .outerjoin(MeetingSeal, col(MeetingSeal.meeting_id) == col(Meeting.id))
-    .where(col(Meeting.id).in_(select(col(BallotToken.meeting_id)).where(_WANTED)))
-    .order_by(col(Meeting.id))
-    .with_for_update(read=True, of=_MEETING_TABLE)
+#
+# Every statement of a batch goes straight to the driver, with a text that is the same for every
+# batch: SQLAlchemy's compiled statements cost more to run than the queries themselves here, and
+# an expanding IN makes a new text for each batch size. SQLite: the codes' hashes as one JSON list
+# (json_each), the spends and sealed rows through the driver's executemany, which runs in C.
+_MEETINGS_SQL = (
+    "SELECT meeting.id, meeting.state, template_version.body AS template_body, meeting_seal.salt AS salt"
+    " FROM meeting JOIN template_version"
+    " ON template_version.template_id = meeting.template_id AND template_version.version = meeting.template_version"
+    " LEFT OUTER JOIN meeting_seal ON meeting_seal.meeting_id = meeting.id"
+    " WHERE meeting.id IN (SELECT meeting_id FROM ballot_token WHERE hash {hashes}) ORDER BY meeting.id"
 )
-_LOCK_TOKENS = (
-    select(col(BallotToken.hash), col(BallotToken.meeting_id), col(BallotToken.group_key),
-           col(BallotToken.used), col(BallotToken.void))
-    .where(_WANTED)
-    .order_by(col(BallotToken.hash))
-    .with_for_update()
-)
-# SQLite: the batch's spends and sealed rows go straight to the driver's executemany, which runs
-# in C; SQLAlchemy's own executemany would turn each row's parameters over in Python first.
+_TOKENS_SQL = "SELECT hash, meeting_id, group_key, used, void FROM ballot_token WHERE hash {hashes} ORDER BY hash"
+_SQLITE_HASHES = "IN (SELECT value FROM json_each(?))"
+_LOCK_MEETINGS_SQLITE = _MEETINGS_SQL.format(hashes=_SQLITE_HASHES)
+_LOCK_TOKENS_SQLITE = _TOKENS_SQL.format(hashes=_SQLITE_HASHES)
 _SPEND_SQLITE = "UPDATE ballot_token SET used = 1 WHERE hash = ? AND used = 0"
 _SEAL_SQLITE = "INSERT INTO sealed_ballot (id, meeting_id, sealed) VALUES (?, ?, ?)"
-_COUNT = (
-    update(Turnout)
-    .where(col(Turnout.meeting_id) == bindparam("turnout_meeting"))
-    .values(ballots=col(Turnout.ballots) + bindparam("added"), sealed=col(Turnout.sealed) + bindparam("added"))
-    .returning(col(Turnout.sealed))
-)
+_COUNT_SQLITE = "UPDATE turnout SET ballots = ballots + ?, sealed = sealed + ? WHERE meeting_id = ? RETURNING sealed"
 # PostgreSQL: the same locks, and the batch's writes, as driver statements whose lists travel as
 # arrays in PostgreSQL's binary format ("%(name)b"): each statement's text is the same for every
 # batch, so psycopg prepares it once, and the server reads each array element as it is, with no
@@ -93,19 +76,9 @@ _COUNT = (
 # lex than to store, and the client as much to encode.) The hashes are read through a subquery,
 # "= ANY(ARRAY(SELECT unnest(...)))": the planner then cannot count them and looks each one up by
 # the key, where with the array in sight it scans a small ledger whole (and a test reads the plans).
-_PG_HASHES = "ANY(ARRAY(SELECT unnest(%(hashes)b::text[])))"
-_LOCK_MEETINGS_PG = (
-    "SELECT meeting.id, meeting.state, template_version.body AS template_body, meeting_seal.salt AS salt"
-    " FROM meeting JOIN template_version"
-    " ON template_version.template_id = meeting.template_id AND template_version.version = meeting.template_version"
-    " LEFT OUTER JOIN meeting_seal ON meeting_seal.meeting_id = meeting.id"
-    f" WHERE meeting.id IN (SELECT meeting_id FROM ballot_token WHERE hash = {_PG_HASHES})"
-    " ORDER BY meeting.id FOR SHARE OF meeting"
-)
-_LOCK_TOKENS_PG = (
-    "SELECT hash, meeting_id, group_key, used, void"
-    f" FROM ballot_token WHERE hash = {_PG_HASHES} ORDER BY hash FOR UPDATE"
-)
+_PG_HASHES = "= ANY(ARRAY(SELECT unnest(%(hashes)b::text[])))"
+_LOCK_MEETINGS_PG = _MEETINGS_SQL.format(hashes=_PG_HASHES) + " FOR SHARE OF meeting"
+_LOCK_TOKENS_PG = _TOKENS_SQL.format(hashes=_PG_HASHES) + " FOR UPDATE"
 # The spends, the sealed rows and the turnout counts in one statement (one round trip): what each
 # meeting's count became, and how many codes the update found unspent, meeting by meeting; with
 # _NOTIFYING, also the NOTIFY that tells every worker's dashboards (app.live), sent at the commit.
@@ -164,14 +137,14 @@ def submit_batch(
     counted" whatever comes with it: nothing of the ballot it counted is kept to compare with.
     """
     hashes = {index: keys.code_hash(sub.code) for index, sub in enumerate(submissions)}
-    wanted: dict[str, Any] = {"hashes": sorted(set(hashes.values()))}
+    wanted = sorted(set(hashes.values()))
     postgresql = conn.dialect.name == "postgresql"
-    if postgresql:
-        meetings = {meeting.id: meeting for meeting in conn.exec_driver_sql(_LOCK_MEETINGS_PG, wanted)}
-        tokens = {row.hash: row for row in conn.exec_driver_sql(_LOCK_TOKENS_PG, wanted)} if meetings else {}
-    else:
-        meetings = {meeting.id: meeting for meeting in conn.execute(_LOCK_MEETINGS, wanted)}
-        tokens = {row.hash: row for row in conn.execute(_LOCK_TOKENS, wanted)} if meetings else {}
+    listed: Any = {"hashes": wanted} if postgresql else (json.dumps(wanted),)
+    lock_meetings, lock_tokens = (
+        (_LOCK_MEETINGS_PG, _LOCK_TOKENS_PG) if postgresql else (_LOCK_MEETINGS_SQLITE, _LOCK_TOKENS_SQLITE)
+    )
+    meetings = {meeting.id: meeting for meeting in conn.exec_driver_sql(lock_meetings, listed)}
+    tokens = {row.hash: row for row in conn.exec_driver_sql(lock_tokens, listed)} if meetings else {}
     batch = _Batch(spends=[], sealed=[], counted=Counter(), random=os.urandom(len(submissions) * _RANDOM_PER_BALLOT))
     spent_now: set[str] = set()
     outcomes: dict[int, Outcome] = {}
@@ -194,7 +167,7 @@ def submit_batch(
         _spend_and_seal_sqlite(conn, batch)
         for meeting_id in sorted(batch.counted):
             added = batch.counted[meeting_id]
-            sealed[meeting_id] = conn.execute(_COUNT, {"turnout_meeting": meeting_id, "added": added}).scalar_one()
+            sealed[meeting_id] = conn.exec_driver_sql(_COUNT_SQLITE, (added, added, meeting_id)).scalar_one()
     return Spent([outcomes[index] for index in range(len(submissions))], sealed)
 
 
