@@ -329,7 +329,7 @@ class BallotWriter:
 
     def _apply(self, plans: list[store.MixPlan]) -> dict[int, int]:
         with self._database.writing() as conn:
-            waiting = store.apply_mixes(conn=conn, plans=plans, keys=self._keys, k=self._k)
+            waiting = store.apply_mixes(conn=conn, plans=plans)
             if waiting and self._hub is not None and self._hub.cross_worker:
                 self._hub.announce(conn, waiting)
         if waiting and self._hub is not None and not self._hub.cross_worker:

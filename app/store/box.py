@@ -155,9 +155,6 @@ class MixPlan:
     text: str
     sums: str
     rewrite: bool = False
-    # The meeting's tally was never kept (a meeting from before the running tally): it is rebuilt
-    # from the whole box, which is mix's work under the locks; the other fields are empty.
-    rebuild: bool = False
 
 
 def mix(
@@ -194,30 +191,23 @@ def plan_mix(*, conn: Connection, meeting_id: int, keys: ServerKeys, k: int) -> 
     if meeting is None or meeting.state != "open":
         return None
     count, state = conn.execute(_TALLY_NOW, {"meeting_id": meeting_id}).one()
-    if state is None:
-        return MixPlan(meeting_id, None, None, [], [], 0, MeetingTally(), "", "", rebuild=True)
     pending = _pending(conn, meeting_id)
     return _plan(conn, meeting, count, state, pending, keys=keys, k=k, final=False, rewrite=False)
 
 
-def apply_mixes(*, conn: Connection, plans: Sequence[MixPlan], keys: ServerKeys, k: int) -> dict[int, int]:
+def apply_mixes(*, conn: Connection, plans: Sequence[MixPlan]) -> dict[int, int]:
     """Write planned groups in the caller's transaction, each only if its meeting is as the plan read
     it (same sealing salt, same tally: nothing mixed, closed or reopened since). Each written
     meeting -> how many ballots still wait sealed there."""
     current = []
-    waiting = {}
     for plan in sorted(plans, key=lambda p: p.meeting_id):
-        if plan.rebuild:
-            if mix(conn=conn, meeting_id=plan.meeting_id, keys=keys, k=k):
-                waiting[plan.meeting_id] = pending_count(conn=conn, meeting_id=plan.meeting_id)
-            continue
         meeting = conn.execute(_MEETING_FOR_MIX, {"meeting_id": plan.meeting_id}).first()
         if meeting is None or meeting.salt != plan.salt:
             continue
         _, state = conn.execute(_TALLY, {"meeting_id": plan.meeting_id}).one()
         if state == plan.state:
             current.append(plan)
-    return waiting | {plan.meeting_id: _write(conn, plan) for plan in current}
+    return {plan.meeting_id: _write(conn, plan) for plan in current}
 
 
 def _plan(
