@@ -317,7 +317,14 @@ class BallotWriter:
         workers never mix the same ballots (the second waits for the first's commit, then finds
         what is left), where two plans made at once would have one thrown away."""
         if not self._database.is_sqlite:
-            self._mix(meetings)
+            # Each meeting in a transaction of its own: one holding a meeting's counts while it
+            # mixes the next would hold up that meeting's batches meanwhile.
+            for meeting in meetings:
+                try:
+                    self._mix([meeting])
+                except Exception as exc:
+                    # Its ballots stay sealed and safe; its next batch schedules it again.
+                    log.error("mixing a meeting failed: %s", type(exc).__name__)
             return []
         plans = []
         with self._database.reading() as conn:

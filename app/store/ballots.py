@@ -79,20 +79,30 @@ _COUNT_SQLITE = "UPDATE turnout SET ballots = ballots + ?, sealed = sealed + ? W
 _PG_HASHES = "= ANY(ARRAY(SELECT unnest(%(hashes)b::text[])))"
 _LOCK_MEETINGS_PG = _MEETINGS_SQL.format(hashes=_PG_HASHES) + " FOR SHARE OF meeting"
 _LOCK_TOKENS_PG = _TOKENS_SQL.format(hashes=_PG_HASHES) + " FOR UPDATE"
-# The spends, the sealed rows and the turnout counts in one statement (one round trip): what each
-# meeting's count became, and how many codes the update found unspent, meeting by meeting; with
+# The spends and the sealed rows in one statement (one round trip), with how many codes the update
+# found unspent, meeting by meeting; for a batch of one meeting (nearly all of them), its turnout
+# count too. A batch of several meetings counts each in a statement of its own, in the order of
+# their ids, as every writer and mixer takes them: one UPDATE of several rows takes their locks in
+# no set order, and two batches that took them in opposite orders would deadlock. With
 # _NOTIFYING, also the NOTIFY that tells every worker's dashboards (app.live), sent at the commit.
-_SPEND_SEAL_COUNT_PG = (
+_SPEND_AND_SEAL_PG = (
     "WITH spent AS ("
     " UPDATE ballot_token SET used = true WHERE hash = ANY(ARRAY(SELECT unnest(%(spends)b::text[]))) AND NOT used"
     " RETURNING meeting_id),"
     " sealed AS ("
     " INSERT INTO sealed_ballot (id, meeting_id, sealed)"
-    " SELECT * FROM unnest(%(ids)b::text[], %(meetings)b::int[], %(sealed)b::bytea[])),"
-    " counted AS (SELECT meeting_id, count(*) AS added FROM spent GROUP BY meeting_id)"
+    " SELECT * FROM unnest(%(ids)b::text[], %(meetings)b::int[], %(sealed)b::bytea[]))"
+)
+_SPEND_SEAL_COUNT_PG = (
+    _SPEND_AND_SEAL_PG + ", counted AS (SELECT meeting_id, count(*) AS added FROM spent GROUP BY meeting_id)"
     " UPDATE turnout SET ballots = turnout.ballots + counted.added, sealed = turnout.sealed + counted.added"
     " FROM counted WHERE turnout.meeting_id = counted.meeting_id"
     " RETURNING turnout.meeting_id, turnout.sealed, counted.added"
+)
+_SPEND_SEAL_PG = _SPEND_AND_SEAL_PG + " SELECT meeting_id, NULL, count(*) FROM spent GROUP BY meeting_id"
+_COUNT_PG = (
+    "UPDATE turnout SET ballots = ballots + %(added)s, sealed = sealed + %(added)s"
+    " WHERE meeting_id = %(meeting)s RETURNING sealed"
 )
 _NOTIFYING = ", pg_notify(%(channel)s, turnout.meeting_id::text)"
 
@@ -209,8 +219,10 @@ def _spend_and_seal_sqlite(conn: Connection, batch: _Batch) -> None:
 def _spend_seal_count_pg(conn: Connection, batch: _Batch, notify: str | None) -> dict[int, int]:
     # Sealed rows go in by their random ids, an order that follows nothing else.
     rows = sorted(batch.sealed, key=lambda row: row["id"])
+    notifying = _NOTIFYING if notify else ""
+    one_meeting = len(batch.counted) == 1
     counts = conn.exec_driver_sql(
-        _SPEND_SEAL_COUNT_PG + (_NOTIFYING if notify else ""),
+        _SPEND_SEAL_COUNT_PG + notifying if one_meeting else _SPEND_SEAL_PG,
         {
             "spends": [spend["token_hash"] for spend in batch.spends],
             "ids": [row["id"] for row in rows],
@@ -221,4 +233,11 @@ def _spend_seal_count_pg(conn: Connection, batch: _Batch, notify: str | None) ->
     ).all()
     if {row[0]: row[2] for row in counts} != batch.counted:
         raise SpentUnderUs
-    return {row[0]: row[1] for row in counts}
+    if one_meeting:
+        return {row[0]: row[1] for row in counts}
+    return {
+        meeting_id: conn.exec_driver_sql(
+            _COUNT_PG + notifying, {"added": batch.counted[meeting_id], "meeting": meeting_id, "channel": notify}
+        ).scalar_one()
+        for meeting_id in sorted(batch.counted)
+    }
