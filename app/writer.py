@@ -8,9 +8,12 @@ after that transaction is on disk. A batch that fails as a whole is retried ball
 one bad ballot cannot sink the others; a batch stuck on a dead database connection is abandoned
 by its watchdog and run once more on a fresh one.
 
-Between batches the same task mixes: once 2K ballots of a meeting wait sealed, it moves all but K
-of them into the box in a transaction of its own (app.store.box), at most once a second per
-meeting unless many are waiting. Phones are answered first; mixing never holds up an answer.
+Beside the batches the writer mixes: once 2K ballots of a meeting wait sealed, all but K of them
+move into the box in a transaction of their own (app.store.box), at most once a second per meeting
+unless many are waiting. The group is read, opened, scored and tallied on a thread of its own
+(the mixer) while batches go on being written: on SQLite only its write, a few milliseconds, takes
+a turn between two batches; on PostgreSQL the mixer's transaction runs beside the writer's.
+Phones are answered first; mixing never holds up an answer.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from app.db import Database
 from app.disclosure import mix_due
 from app.disk import DiskState, is_disk_full
 from app.errors import DomainError
-from app.live import Hub
+from app.live import CHANNEL, Hub
 from app.sealing import ServerKeys
 from app.watchdog import Abandoned, Stuck, Watchdog
 
@@ -82,13 +85,18 @@ class BallotWriter:
         self._due: dict[int, float] = {}
         self._mixed_at: dict[int, float] = {}
         self._stopped = False
-        # Ballots waiting, and None when a mix falls due with no ballot to wake the writer.
+        # The group being planned on the mixer's thread, and the meetings it is for.
+        self._planning: asyncio.Task[list[store.MixPlan]] | None = None
+        self._planned: list[int] = []
+        # Ballots waiting, and None when a mix falls due (or a plan is ready) with no ballot to wake the writer.
         self._queue: asyncio.Queue[Waiting | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         # A batch that outlives this bound is on a dead connection: abandoned, and run once more.
         self._watchdog = Watchdog(
             seconds=batch_seconds or database.batch_seconds, name="ballot-writer", patience=STALLED_BATCH_SECONDS
         )
+        # Planning a group only reads; one stuck on a dead connection is abandoned the same way.
+        self._mixer = Watchdog(seconds=batch_seconds or database.batch_seconds, name="ballot-mixer")
 
     @property
     def health(self) -> str:
@@ -109,7 +117,14 @@ class BallotWriter:
             with suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._planning is not None:
+            self._planning.cancel()
+            with suppress(asyncio.CancelledError, Exception):
+                await self._planning
+            self._planning = None
+            self._planned = []
         self._watchdog.close()
+        self._mixer.close()
 
     async def submit(self, submission: store.Submission) -> store.Outcome:
         if self._task is None and not self._stopped:
@@ -126,7 +141,12 @@ class BallotWriter:
 
         For tests and for an orderly stop; a mix planned for later (the interval) does not count."""
         loop = asyncio.get_running_loop()
-        while not self._queue.empty() or self._working or any(when <= loop.time() for when in self._due.values()):
+        while (
+            not self._queue.empty()
+            or self._working
+            or self._planning is not None
+            or any(when <= loop.time() for when in self._due.values())
+        ):
             await asyncio.sleep(0.002)
 
     async def _gather(self) -> list[Waiting]:
@@ -170,17 +190,43 @@ class BallotWriter:
             batch = await self._gather()
             if batch:
                 await self._answer(batch)
-            now = asyncio.get_running_loop().time()
-            ready = sorted(meeting for meeting, when in self._due.items() if when <= now)
-            if ready:
-                for meeting in ready:
-                    del self._due[meeting]
-                    self._mixed_at[meeting] = now
-                try:
-                    await self._watchdog.run(lambda due=ready: self._mix(due))  # type: ignore[misc]
-                except Exception as exc:
-                    # The ballots stay sealed and safe; the meeting's next batch schedules it again.
-                    log.error("mixing failed: %s", type(exc).__name__)
+            if self._planning is not None and self._planning.done():
+                await self._apply_plans()
+            if self._planning is None:
+                self._start_planning()
+
+    def _start_planning(self) -> None:
+        """Plan the meetings whose group is due, on the mixer's thread; the writer goes on meanwhile."""
+        now = asyncio.get_running_loop().time()
+        ready = sorted(meeting for meeting, when in self._due.items() if when <= now)
+        if not ready:
+            return
+        for meeting in ready:
+            del self._due[meeting]
+            self._mixed_at[meeting] = now
+        self._planned = ready
+        self._planning = asyncio.create_task(self._mixer.run(lambda: self._plan(ready)), name="ballot-mixer")
+        # Wake the writer when the plan is ready, should no ballot come to do it.
+        self._planning.add_done_callback(lambda _: self._queue.put_nowait(None))
+
+    async def _apply_plans(self) -> None:
+        assert self._planning is not None
+        task, meetings = self._planning, self._planned
+        self._planning, self._planned = None, []
+        try:
+            plans = task.result()
+            waiting = await self._watchdog.run(lambda: self._apply(plans)) if plans else {}
+        except Exception as exc:
+            # The ballots stay sealed and safe; the meetings' next batch schedules them again.
+            log.error("mixing failed: %s", type(exc).__name__)
+            return
+        now = asyncio.get_running_loop().time()
+        for meeting in meetings:
+            self._mixed_at[meeting] = now
+        # What a group left waiting is due again as after any batch; a plan that was not written
+        # (another worker mixed the meeting first) is looked at again after the interval.
+        skipped = {plan.meeting_id for plan in plans} - set(waiting)
+        self._schedule(waiting | {meeting: 2 * self._k for meeting in skipped})
 
     async def _answer(self, batch: list[Waiting]) -> None:
         try:
@@ -214,7 +260,9 @@ class BallotWriter:
         loop = asyncio.get_running_loop()
         now = loop.time()
         for meeting, waiting in sealed.items():
-            if not mix_due(waiting, k=self._k):
+            # A meeting being planned counts ballots the plan is about to move: it is scheduled
+            # again once the plan is written, from what is left.
+            if not mix_due(waiting, k=self._k) or meeting in self._planned:
                 continue
             if waiting >= MIX_AT_ONCE:
                 self._due[meeting] = now
@@ -262,6 +310,39 @@ class BallotWriter:
                 self._hub.announce(conn, mixed)
         return mixed
 
+    def _plan(self, meetings: list[int]) -> list[store.MixPlan]:
+        """On the mixer's thread. SQLite, whose writers take turns for the whole database: read and
+        compute the groups, for the writer to write between two batches. PostgreSQL: mix outright, in
+        a transaction of the mixer's own beside the writer's; the row locks see to it that the
+        workers never mix the same ballots (the second waits for the first's commit, then finds
+        what is left), where two plans made at once would have one thrown away."""
+        if not self._database.is_sqlite:
+            # Each meeting in a transaction of its own: one holding a meeting's counts while it
+            # mixes the next would hold up that meeting's batches meanwhile.
+            for meeting in meetings:
+                try:
+                    self._mix([meeting])
+                except Exception as exc:
+                    # Its ballots stay sealed and safe; its next batch schedules it again.
+                    log.error("mixing a meeting failed: %s", type(exc).__name__)
+            return []
+        plans = []
+        with self._database.reading() as conn:
+            for meeting in meetings:
+                plan = store.plan_mix(conn=conn, meeting_id=meeting, keys=self._keys, k=self._k)
+                if plan is not None:
+                    plans.append(plan)
+        return plans
+
+    def _apply(self, plans: list[store.MixPlan]) -> dict[int, int]:
+        with self._database.writing() as conn:
+            waiting = store.apply_mixes(conn=conn, plans=plans)
+            if waiting and self._hub is not None and self._hub.cross_worker:
+                self._hub.announce(conn, waiting)
+        if waiting and self._hub is not None and not self._hub.cross_worker:
+            self._hub.changed(set(waiting))
+        return waiting
+
     def _write(self, submissions: list[store.Submission]) -> store.Spent:
         started = time.monotonic()
         spent = self._write_batch(submissions)
@@ -295,12 +376,10 @@ class BallotWriter:
         return store.Spent(outcomes, sealed)
 
     def _commit(self, submissions: list[store.Submission]) -> store.Spent:
+        # PostgreSQL: every worker's dashboards hear of it when this transaction commits, not before.
+        notify = CHANNEL if self._hub is not None and self._hub.cross_worker else None
         with self._database.writing() as conn:
-            spent = store.submit_batch(conn=conn, submissions=submissions, keys=self._keys)
-            if self._hub is not None and self._hub.cross_worker:
-                # Every worker's dashboards hear of it when this transaction commits, not before.
-                self._hub.announce(conn, _changed(spent.outcomes))
-        return spent
+            return store.submit_batch(conn=conn, submissions=submissions, keys=self._keys, notify=notify)
 
 
 # How often a scrub that could not finish (app.store.box.scrub) is tried again.

@@ -57,3 +57,40 @@ def test_same_token_in_parallel_http_requests(client: TestClient, auth: dict[str
     with database.reading() as conn:
         assert conn.execute(select(func.count()).select_from(SealedBallot)).scalar_one() == 2
         assert conn.execute(select(Turnout.ballots)).scalar_one() == 2
+
+
+def test_batches_and_mixes_of_several_meetings_at_once_never_deadlock(
+    client: TestClient, auth: dict[str, str], database: Database
+) -> None:
+    """Workers write batches that span the same meetings, while mixers mix them: every one takes the
+    meetings' counts in the order of their ids (PostgreSQL would otherwise find a deadlock, and
+    refuse a batch, whenever two took them in opposite orders)."""
+    meetings = [open_meeting(client, auth)["id"] for _ in range(10)]
+    rounds, per_meeting = 12, 2
+    codes = {m: mint(client, auth, m, 2 * rounds * per_meeting) for m in meetings}
+    start = threading.Barrier(3)
+
+    def write(worker: int) -> None:
+        start.wait()
+        for n in range(rounds):
+            at = (2 * n + worker) * per_meeting
+            batch = [code for m in meetings for code in codes[m][at : at + per_meeting]]
+            with database.writing() as conn:
+                spent = store.submit_batch(
+                    conn=conn, submissions=[store.Submission(code=c, answers=ALL_A, comment=None) for c in batch],
+                    keys=KEYS,
+                )
+            assert [o.status for o in spent.outcomes] == ["counted"] * len(batch)
+
+    def mix() -> None:
+        start.wait()
+        for _ in range(rounds):
+            with database.writing() as conn:  # all three in one transaction, as after a restart
+                for m in meetings:
+                    store.mix(conn=conn, meeting_id=m, keys=KEYS, k=2)
+
+    with ThreadPoolExecutor(3) as pool:
+        for done in [pool.submit(write, 0), pool.submit(write, 1), pool.submit(mix)]:
+            done.result()
+    with database.reading() as conn:
+        assert sorted(conn.execute(select(Turnout.ballots)).scalars()) == [2 * rounds * per_meeting] * len(meetings)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -12,7 +11,7 @@ from sqlalchemy import func, select, text
 
 from app import cli, store
 from app.db import Database
-from app.models import Ballot, SealedBallot, Turnout
+from app.models import Ballot, SealedBallot, Tally, Turnout
 from app.store import ballots
 from app.writer import BallotWriter
 from tests.conftest import ALL_A, KEYS, TEST_SECRET, mint, open_meeting
@@ -109,20 +108,70 @@ def test_a_batch_with_a_retry_and_a_stranger_counts_the_rest(
         assert conn.execute(select(func.count()).select_from(SealedBallot)).scalar_one() == 2
 
 
+def _seal(database: Database, codes: list[str]) -> None:
+    with database.writing() as conn:
+        spent = store.submit_batch(conn=conn, submissions=[submission(code) for code in codes], keys=KEYS)
+    assert [o.status for o in spent.outcomes] == ["counted"] * len(codes)
+
+
+def _box_and_sealed(database: Database) -> tuple[int, int, tuple[int, int]]:
+    with database.reading() as conn:
+        return (
+            conn.execute(select(func.count()).select_from(Ballot)).scalar_one(),
+            conn.execute(select(func.count()).select_from(SealedBallot)).scalar_one(),
+            tuple(conn.execute(select(Turnout.ballots, Turnout.sealed)).one()),
+        )
+
+
+def test_a_group_planned_apart_is_written_as_a_mix_would(
+    client: TestClient, auth: dict[str, str], database: Database
+) -> None:
+    """The mixer reads and computes a group outside any write transaction; the writer writes it."""
+    meeting = open_meeting(client, auth)
+    _seal(database, mint(client, auth, meeting["id"], 12))
+    with database.reading() as conn:
+        plan = store.plan_mix(conn=conn, meeting_id=meeting["id"], keys=KEYS, k=5)
+    assert plan is not None and len(plan.chosen) == len(plan.rows) == 7  # all but K
+    with database.writing() as conn:
+        assert store.apply_mixes(conn=conn, plans=[plan]) == {meeting["id"]: 5}
+    assert _box_and_sealed(database) == (7, 5, (12, 5))
+    with database.reading() as conn:
+        assert conn.execute(select(Tally.ballot_count, Tally.published_count)).one() == (7, 7)
+
+
+def test_a_planned_group_is_not_written_once_the_meeting_was_mixed_meanwhile(
+    client: TestClient, auth: dict[str, str], database: Database
+) -> None:
+    """Another worker (or a close) mixed between the plan and its write: the plan is dropped, so
+    that no ballot enters the box twice and the tally counts each once."""
+    meeting = open_meeting(client, auth)
+    _seal(database, mint(client, auth, meeting["id"], 12))
+    with database.reading() as conn:
+        plan = store.plan_mix(conn=conn, meeting_id=meeting["id"], keys=KEYS, k=5)
+    assert plan is not None
+    with database.writing() as conn:
+        assert store.mix(conn=conn, meeting_id=meeting["id"], keys=KEYS, k=5) == 7
+    with database.writing() as conn:
+        assert store.apply_mixes(conn=conn, plans=[plan]) == {}
+    assert _box_and_sealed(database) == (7, 5, (12, 5))
+    with database.reading() as conn:
+        assert conn.execute(select(Tally.ballot_count, Tally.published_count)).one() == (7, 7)
+
+
 def test_postgresql_finds_a_batchs_codes_by_index_not_by_scanning_them_all(
     client: TestClient, auth: dict[str, str], database: Database
 ) -> None:
-    """The batch statements name their codes as a JSON list; the planner must still use the key."""
+    """The batch statements name their codes as one array; the planner must still use the key."""
     if database.is_sqlite:
         pytest.skip("SQLite's statements name the codes one by one")
     meeting = open_meeting(client, auth)
     codes = [code for _ in range(3) for code in mint(client, auth, meeting["id"], 1000)]
     hashes = [KEYS.code_hash(code) for code in codes[:30]]
-    params = {"hashes": json.dumps(hashes), "rows": json.dumps([{"token_hash": h} for h in hashes])}
+    params = {"hashes": hashes, "spends": hashes, "ids": [], "meetings": [], "sealed": []}
     with database.writing() as conn:
         conn.execute(text("ANALYZE ballot_token"))
-        for statement in (ballots._LOCK_MEETINGS_PG, ballots._LOCK_TOKENS_PG, ballots._SPEND_ALL):
-            plan = "\n".join(conn.execute(text("EXPLAIN " + statement.text), params).scalars())
+        for statement in (ballots._LOCK_MEETINGS_PG, ballots._LOCK_TOKENS_PG, ballots._SPEND_SEAL_COUNT_PG):
+            plan = "\n".join(conn.exec_driver_sql("EXPLAIN " + statement, params).scalars())
             assert "Seq Scan on ballot_token" not in plan, plan
             assert "pk_ballot_token" in plan, plan
         conn.rollback()

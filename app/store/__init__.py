@@ -54,10 +54,13 @@ from app.store.base import (
     seed_reference as seed_reference,
 )
 from app.store.box import (
+    MixPlan as MixPlan,
+    apply_mixes as apply_mixes,
     meeting_ballots as meeting_ballots,
     meetings_due as meetings_due,
     mix as mix,
     pending_count as pending_count,
+    plan_mix as plan_mix,
     scrub as scrub,
 )
 from app.store.clock import database_now as database_now

@@ -8,7 +8,6 @@ transaction of its own.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 from collections import Counter
@@ -16,11 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Executable, Select, Table, bindparam, select, text, update
-from sqlmodel import col
+from sqlalchemy import Connection
 
 from app.errors import Conflict, DomainError, Invalid, NotFound
-from app.models import BallotToken, Meeting, MeetingSeal, TemplateVersion, Turnout
 from app.sealing import NONCE_BYTES, Content, ServerKeys
 from app.store.ballot_templates import template_from_body
 from app.store.box import BOX_ID_BYTES, sealer_for
@@ -49,77 +46,65 @@ class Spent:
     sealed: dict[int, int]
 
 
-# Built once: constructing a statement costs more than running it, on the path every ballot takes.
-_WANTED = col(BallotToken.hash).in_(bindparam("hashes", expanding=True))
 # Rows are locked in one order by every writer, and by close: meetings (by id, shared), then their
 # codes (by hash), then the meetings' turnout. Two batches, or a batch and a close or a mix, cannot
 # deadlock. On SQLite the writer's BEGIN IMMEDIATE is the lock, and FOR UPDATE / FOR SHARE are
 # left out of the SQL.
-_MEETING_TABLE: Table = Meeting.__table__  # type: ignore[attr-defined]
-_LOCK_MEETINGS: Select[Any] = (
-    select(  # type: ignore[assignment]
-        col(Meeting.id), col(Meeting.state), col(TemplateVersion.body).label("template_body"),
-        col(MeetingSeal.salt).label("salt"),
-    )
-    .join(
-        TemplateVersion,
-        (col(TemplateVersion.template_id) == col(Meeting.template_id))
-        & (col(TemplateVersion.version) == col(Meeting.template_version)),
-    )
-    .outerjoin(MeetingSeal, col(MeetingSeal.meeting_id) == col(Meeting.id))
-    .where(col(Meeting.id).in_(select(col(BallotToken.meeting_id)).where(_WANTED)))
-    .order_by(col(Meeting.id))
-    .with_for_update(read=True, of=_MEETING_TABLE)
-)
-_LOCK_TOKENS = (
-    select(col(BallotToken.hash), col(BallotToken.meeting_id), col(BallotToken.group_key),
-           col(BallotToken.used), col(BallotToken.void))
-    .where(_WANTED)
-    .order_by(col(BallotToken.hash))
-    .with_for_update()
-)
-# SQLite: the batch's spends and sealed rows go straight to the driver's executemany, which runs
-# in C; SQLAlchemy's own executemany would turn each row's parameters over in Python first.
-_SPEND_SQLITE = "UPDATE ballot_token SET used = 1 WHERE hash = ? AND used = 0"
-_SEAL_SQLITE = "INSERT INTO sealed_ballot (id, meeting_id, sealed) VALUES (?, ?, ?)"
-_COUNT = (
-    update(Turnout)
-    .where(col(Turnout.meeting_id) == bindparam("turnout_meeting"))
-    .values(ballots=col(Turnout.ballots) + bindparam("added"), sealed=col(Turnout.sealed) + bindparam("added"))
-    .returning(col(Turnout.sealed))
-)
-# PostgreSQL: the same locks with the hashes sent as one JSON array, so that the statement's text
-# is the same for every batch and psycopg prepares it once (an expanding IN is a new text for each
-# batch size, parsed and planned anew). "= ANY(ARRAY(...))" keeps both reads index lookups.
-_PG_HASHES = "ANY(ARRAY(SELECT json_array_elements_text(CAST(:hashes AS json))))"
-_LOCK_MEETINGS_PG = text(
+#
+# Every statement of a batch goes straight to the driver, with a text that is the same for every
+# batch: SQLAlchemy's compiled statements cost more to run than the queries themselves here, and
+# an expanding IN makes a new text for each batch size. SQLite: the codes' hashes as one JSON list
+# (json_each), the spends and sealed rows through the driver's executemany, which runs in C.
+_MEETINGS_SQL = (
     "SELECT meeting.id, meeting.state, template_version.body AS template_body, meeting_seal.salt AS salt"
     " FROM meeting JOIN template_version"
     " ON template_version.template_id = meeting.template_id AND template_version.version = meeting.template_version"
     " LEFT OUTER JOIN meeting_seal ON meeting_seal.meeting_id = meeting.id"
-    f" WHERE meeting.id IN (SELECT meeting_id FROM ballot_token WHERE hash = {_PG_HASHES})"
-    " ORDER BY meeting.id FOR SHARE OF meeting"
+    " WHERE meeting.id IN (SELECT meeting_id FROM ballot_token WHERE hash {hashes}) ORDER BY meeting.id"
 )
-_LOCK_TOKENS_PG = text(
-    "SELECT hash, meeting_id, group_key, used, void"
-    f" FROM ballot_token WHERE hash = {_PG_HASHES} ORDER BY hash FOR UPDATE"
+_TOKENS_SQL = "SELECT hash, meeting_id, group_key, used, void FROM ballot_token WHERE hash {hashes} ORDER BY hash"
+_SQLITE_HASHES = "IN (SELECT value FROM json_each(?))"
+_LOCK_MEETINGS_SQLITE = _MEETINGS_SQL.format(hashes=_SQLITE_HASHES)
+_LOCK_TOKENS_SQLITE = _TOKENS_SQL.format(hashes=_SQLITE_HASHES)
+_SPEND_SQLITE = "UPDATE ballot_token SET used = 1 WHERE hash = ? AND used = 0"
+_SEAL_SQLITE = "INSERT INTO sealed_ballot (id, meeting_id, sealed) VALUES (?, ?, ?)"
+_COUNT_SQLITE = "UPDATE turnout SET ballots = ballots + ?, sealed = sealed + ? WHERE meeting_id = ? RETURNING sealed"
+# PostgreSQL: the same locks, and the batch's writes, as driver statements whose lists travel as
+# arrays in PostgreSQL's binary format ("%(name)b"): each statement's text is the same for every
+# batch, so psycopg prepares it once, and the server reads each array element as it is, with no
+# text to parse. (Sent as JSON, the sealed ballots, 2 KB each in base64, cost the server more to
+# lex than to store, and the client as much to encode.) The hashes are read through a subquery,
+# "= ANY(ARRAY(SELECT unnest(...)))": the planner then cannot count them and looks each one up by
+# the key, where with the array in sight it scans a small ledger whole (and a test reads the plans).
+_PG_HASHES = "= ANY(ARRAY(SELECT unnest(%(hashes)b::text[])))"
+_LOCK_MEETINGS_PG = _MEETINGS_SQL.format(hashes=_PG_HASHES) + " FOR SHARE OF meeting"
+_LOCK_TOKENS_PG = _TOKENS_SQL.format(hashes=_PG_HASHES) + " FOR UPDATE"
+# The spends and the sealed rows in one statement (one round trip), with how many codes the update
+# found unspent, meeting by meeting; for a batch of one meeting (nearly all of them), its turnout
+# count too. A batch of several meetings counts each in a statement of its own, in the order of
+# their ids, as every writer and mixer takes them: one UPDATE of several rows takes their locks in
+# no set order, and two batches that took them in opposite orders would deadlock. With
+# _NOTIFYING, also the NOTIFY that tells every worker's dashboards (app.live), sent at the commit.
+_SPEND_AND_SEAL_PG = (
+    "WITH spent AS ("
+    " UPDATE ballot_token SET used = true WHERE hash = ANY(ARRAY(SELECT unnest(%(spends)b::text[]))) AND NOT used"
+    " RETURNING meeting_id),"
+    " sealed AS ("
+    " INSERT INTO sealed_ballot (id, meeting_id, sealed)"
+    " SELECT * FROM unnest(%(ids)b::text[], %(meetings)b::int[], %(sealed)b::bytea[]))"
 )
-# PostgreSQL: the batch's spends and its sealed ballots as one statement each, the rows sent as one
-# JSON text. An executemany there costs a round of Python per row (psycopg's pipeline); SQLite's
-# executemany runs in C. The planner takes the recordset for 100 rows and would join it to every
-# code of the database by a sequential scan: the "= ANY" of the same hashes makes the spend an
-# index lookup.
-_SPEND_ALL = text(
-    "UPDATE ballot_token SET used = true"
-    " FROM json_to_recordset(CAST(:rows AS json)) AS batch (token_hash text)"
-    " WHERE ballot_token.hash = batch.token_hash AND NOT ballot_token.used AND ballot_token.hash"
-    " = ANY(ARRAY(SELECT json_array_elements(CAST(:rows AS json)) ->> 'token_hash'))"
+_SPEND_SEAL_COUNT_PG = (
+    _SPEND_AND_SEAL_PG + ", counted AS (SELECT meeting_id, count(*) AS added FROM spent GROUP BY meeting_id)"
+    " UPDATE turnout SET ballots = turnout.ballots + counted.added, sealed = turnout.sealed + counted.added"
+    " FROM counted WHERE turnout.meeting_id = counted.meeting_id"
+    " RETURNING turnout.meeting_id, turnout.sealed, counted.added"
 )
-_SEAL_ALL = text(
-    "INSERT INTO sealed_ballot (id, meeting_id, sealed)"
-    " SELECT id, meeting_id, decode(sealed, 'base64')"
-    " FROM json_to_recordset(CAST(:rows AS json)) AS batch (id text, meeting_id integer, sealed text)"
+_SPEND_SEAL_PG = _SPEND_AND_SEAL_PG + " SELECT meeting_id, NULL, count(*) FROM spent GROUP BY meeting_id"
+_COUNT_PG = (
+    "UPDATE turnout SET ballots = ballots + %(added)s, sealed = sealed + %(added)s"
+    " WHERE meeting_id = %(meeting)s RETURNING sealed"
 )
+_NOTIFYING = ", pg_notify(%(channel)s, turnout.meeting_id::text)"
 
 
 class SpentUnderUs(RuntimeError):
@@ -148,8 +133,13 @@ class _Batch:
         return chunk[:BOX_ID_BYTES].hex(), chunk[BOX_ID_BYTES:]
 
 
-def submit_batch(*, conn: Connection, submissions: Sequence[Submission], keys: ServerKeys) -> Spent:
+def submit_batch(
+    *, conn: Connection, submissions: Sequence[Submission], keys: ServerKeys, notify: str | None = None
+) -> Spent:
     """Spend each submission's code and keep its ballot sealed, all in the caller's transaction.
+
+    ``notify``: PostgreSQL, a channel on which each meeting that counted a ballot is announced
+    (its id), in the same statement as the spends.
 
     The codes' rows are locked (PostgreSQL: FOR UPDATE; SQLite: the writer's BEGIN IMMEDIATE)
     before they are judged, so what is read is what the one UPDATE for the whole batch finds:
@@ -157,13 +147,14 @@ def submit_batch(*, conn: Connection, submissions: Sequence[Submission], keys: S
     counted" whatever comes with it: nothing of the ballot it counted is kept to compare with.
     """
     hashes = {index: keys.code_hash(sub.code) for index, sub in enumerate(submissions)}
-    wanted: dict[str, Any] = {"hashes": sorted(set(hashes.values()))}
-    lock_meetings: Executable = _LOCK_MEETINGS
-    lock_tokens: Executable = _LOCK_TOKENS
-    if conn.dialect.name == "postgresql":
-        wanted["hashes"], lock_meetings, lock_tokens = json.dumps(wanted["hashes"]), _LOCK_MEETINGS_PG, _LOCK_TOKENS_PG
-    meetings = {meeting.id: meeting for meeting in conn.execute(lock_meetings, wanted)}
-    tokens = {row.hash: row for row in conn.execute(lock_tokens, wanted)} if meetings else {}
+    wanted = sorted(set(hashes.values()))
+    postgresql = conn.dialect.name == "postgresql"
+    listed: Any = {"hashes": wanted} if postgresql else (json.dumps(wanted),)
+    lock_meetings, lock_tokens = (
+        (_LOCK_MEETINGS_PG, _LOCK_TOKENS_PG) if postgresql else (_LOCK_MEETINGS_SQLITE, _LOCK_TOKENS_SQLITE)
+    )
+    meetings = {meeting.id: meeting for meeting in conn.exec_driver_sql(lock_meetings, listed)}
+    tokens = {row.hash: row for row in conn.exec_driver_sql(lock_tokens, listed)} if meetings else {}
     batch = _Batch(spends=[], sealed=[], counted=Counter(), random=os.urandom(len(submissions) * _RANDOM_PER_BALLOT))
     spent_now: set[str] = set()
     outcomes: dict[int, Outcome] = {}
@@ -180,11 +171,13 @@ def submit_batch(*, conn: Connection, submissions: Sequence[Submission], keys: S
             if outcomes[index].status == "counted":
                 spent_now.add(token.hash)
     sealed: dict[int, int] = {}
-    if batch.spends:
-        _spend_and_seal(conn, batch)
+    if batch.spends and postgresql:
+        sealed = _spend_seal_count_pg(conn, batch, notify)
+    elif batch.spends:
+        _spend_and_seal_sqlite(conn, batch)
         for meeting_id in sorted(batch.counted):
             added = batch.counted[meeting_id]
-            sealed[meeting_id] = conn.execute(_COUNT, {"turnout_meeting": meeting_id, "added": added}).scalar_one()
+            sealed[meeting_id] = conn.exec_driver_sql(_COUNT_SQLITE, (added, added, meeting_id)).scalar_one()
     return Spent([outcomes[index] for index in range(len(submissions))], sealed)
 
 
@@ -214,16 +207,37 @@ def _seal_one(sub: Submission, token: Any, meeting: Any, keys: ServerKeys, batch
     return Outcome(status="counted", meeting_id=meeting.id)
 
 
-def _spend_and_seal(conn: Connection, batch: _Batch) -> None:
+def _spend_and_seal_sqlite(conn: Connection, batch: _Batch) -> None:
     # Sealed rows go in by their random ids, an order that follows nothing else.
     rows = sorted(batch.sealed, key=lambda row: row["id"])
-    if conn.dialect.name == "postgresql":
-        spent = conn.execute(_SPEND_ALL, {"rows": json.dumps(batch.spends)}).rowcount
-        for row in rows:
-            row["sealed"] = base64.b64encode(row["sealed"]).decode("ascii")
-        conn.execute(_SEAL_ALL, {"rows": json.dumps(rows)})
-    else:
-        spent = conn.exec_driver_sql(_SPEND_SQLITE, [(spend["token_hash"],) for spend in batch.spends]).rowcount
-        conn.exec_driver_sql(_SEAL_SQLITE, [(row["id"], row["meeting_id"], row["sealed"]) for row in rows])
+    spent = conn.exec_driver_sql(_SPEND_SQLITE, [(spend["token_hash"],) for spend in batch.spends]).rowcount
+    conn.exec_driver_sql(_SEAL_SQLITE, [(row["id"], row["meeting_id"], row["sealed"]) for row in rows])
     if spent != len(batch.spends):
         raise SpentUnderUs
+
+
+def _spend_seal_count_pg(conn: Connection, batch: _Batch, notify: str | None) -> dict[int, int]:
+    # Sealed rows go in by their random ids, an order that follows nothing else.
+    rows = sorted(batch.sealed, key=lambda row: row["id"])
+    notifying = _NOTIFYING if notify else ""
+    one_meeting = len(batch.counted) == 1
+    counts = conn.exec_driver_sql(
+        _SPEND_SEAL_COUNT_PG + notifying if one_meeting else _SPEND_SEAL_PG,
+        {
+            "spends": [spend["token_hash"] for spend in batch.spends],
+            "ids": [row["id"] for row in rows],
+            "meetings": [row["meeting_id"] for row in rows],
+            "sealed": [row["sealed"] for row in rows],
+            "channel": notify,
+        },
+    ).all()
+    if {row[0]: row[2] for row in counts} != batch.counted:
+        raise SpentUnderUs
+    if one_meeting:
+        return {row[0]: row[1] for row in counts}
+    return {
+        meeting_id: conn.exec_driver_sql(
+            _COUNT_PG + notifying, {"added": batch.counted[meeting_id], "meeting": meeting_id, "channel": notify}
+        ).scalar_one()
+        for meeting_id in sorted(batch.counted)
+    }

@@ -13,9 +13,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Engine, Select, Table, bindparam, delete, select, text, update
+from sqlalchemy import Connection, Engine, Select, Table, bindparam, delete, select, update
 from sqlmodel import Session, col
 
 from app.disclosure import mix_selection, random_order
@@ -63,9 +65,8 @@ def forget_sealer(meeting_id: int) -> None:
 
 
 _MEETING_TABLE: Table = Meeting.__table__  # type: ignore[attr-defined]
-# The meeting is locked shared, as a batch of spends locks it: close, which locks it exclusively,
-# waits for a mix in progress, and a mix waits for a close.
-_MEETING_FOR_MIX: Select[Any] = (
+# What a mix reads of its meeting: the template and the sealing salt.
+_MEETING_TO_MIX: Select[Any] = (
     select(_MEETING_TABLE, col(TemplateVersion.body).label("template_body"), col(MeetingSeal.salt).label("salt"))
     .join(
         TemplateVersion,
@@ -74,30 +75,48 @@ _MEETING_FOR_MIX: Select[Any] = (
     )
     .outerjoin(MeetingSeal, col(MeetingSeal.meeting_id) == col(Meeting.id))
     .where(col(Meeting.id) == bindparam("meeting_id"))
-    .with_for_update(read=True, of=_MEETING_TABLE)
 )
+# The meeting is locked shared, as a batch of spends locks it: close, which locks it exclusively,
+# waits for a mix in progress, and a mix waits for a close.
+_MEETING_FOR_MIX: Select[Any] = _MEETING_TO_MIX.with_for_update(read=True, of=_MEETING_TABLE)
+_TALLY_NOW = select(col(Tally.ballot_count), col(Tally.state)).where(col(Tally.meeting_id) == bindparam("meeting_id"))
 # One mixer per meeting at a time: the tally row is the meeting's mixing lock.
-_TALLY = (
-    select(col(Tally.ballot_count), col(Tally.state))
-    .where(col(Tally.meeting_id) == bindparam("meeting_id"))
-    .with_for_update()
-)
+_TALLY = _TALLY_NOW.with_for_update()
 _PENDING = select(col(SealedBallot.id), col(SealedBallot.sealed)).where(
     col(SealedBallot.meeting_id) == bindparam("meeting_id")
 )
-_UNSEALED = delete(SealedBallot).where(col(SealedBallot.id).in_(bindparam("ids", expanding=True)))
+# PostgreSQL: read in the binary format. In text a sealed ballot travels as hex, twice its size;
+# a group's worth (a quarter of a megabyte) cost the server more to encode and send than the rest
+# of the mix.
+_PENDING_PG = "SELECT id, sealed FROM sealed_ballot WHERE meeting_id = %(meeting_id)s"
+
+
+class _Pending(NamedTuple):
+    id: str
+    sealed: bytes
+
+
+def _pending(conn: Connection, meeting_id: int) -> list[_Pending]:
+    if conn.dialect.name != "postgresql":
+        return [_Pending(*row) for row in conn.execute(_PENDING, {"meeting_id": meeting_id})]
+    with conn.connection.driver_connection.cursor(binary=True) as cursor:  # type: ignore[union-attr]
+        cursor.execute(_PENDING_PG, {"meeting_id": meeting_id})
+        return [_Pending(*row) for row in cursor.fetchall()]
+# The ids of a group, straight to the driver: one statement text whatever the group's size, so
+# that it is prepared once (an expanding IN is a new text, parsed and planned anew, for each size).
+_UNSEALED_SQLITE = "DELETE FROM sealed_ballot WHERE id = ?"
+_UNSEALED_PG = "DELETE FROM sealed_ballot WHERE id = ANY(%(ids)b::text[])"
 # SQLite: straight to the driver's executemany (see app.store.ballots).
 _STORE_SQLITE = (
     "INSERT INTO ballot (id, meeting_id, group_key, answers, total, flagged, comment) VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 _BOX_COLUMNS = ("id", "meeting_id", "group_key", "answers", "total", "flagged", "comment")
-# PostgreSQL: the group as one statement with its rows as one JSON text (an executemany there
-# costs a round of Python per row).
-_STORE_ALL = text(
+# PostgreSQL: the group as one statement, its columns as arrays in the binary format (see
+# app.store.ballots): nothing for the server to parse, and one prepared text for every group.
+_STORE_PG = (
     "INSERT INTO ballot (id, meeting_id, group_key, answers, total, flagged, comment)"
-    " SELECT id, meeting_id, group_key, answers, total, flagged, comment"
-    " FROM json_to_recordset(CAST(:rows AS json))"
-    " AS batch (id text, meeting_id integer, group_key text, answers text, total text, flagged boolean, comment text)"
+    " SELECT * FROM unnest(%(id)b::text[], %(meeting_id)b::int[], %(group_key)b::text[], %(answers)b::text[],"
+    " %(total)b::text[], %(flagged)b::bool[], %(comment)b::text[])"
 )
 _PUBLISH = (
     update(Tally)
@@ -114,10 +133,28 @@ _MIXED = (
     update(Turnout)
     .where(col(Turnout.meeting_id) == bindparam("turnout_meeting"))
     .values(sealed=col(Turnout.sealed) - bindparam("mixed"))
+    .returning(col(Turnout.sealed))
 )
 # meeting id -> (the tally text this process last wrote, its parsed form): parsing it again for
-# every group would cost as much as the rest of the mix.
+# every group would cost as much as the rest of the mix. Taken out while a group is being planned
+# (the plan adds to it), put back once the plan's transaction has written it.
 _parsed: dict[int, tuple[str, MeetingTally]] = {}
+
+
+@dataclass
+class MixPlan:
+    """A group chosen, opened, scored and tallied: what one mix writes, and what it was read from."""
+
+    meeting_id: int
+    salt: bytes | None
+    state: str | None  # the tally text the plan was computed from
+    chosen: list[str]  # the sealed rows that leave
+    rows: list[dict[str, Any]]  # the box rows that come in, in the order they are written
+    count: int
+    tally: MeetingTally
+    text: str
+    sums: str
+    rewrite: bool = False
 
 
 def mix(
@@ -133,13 +170,56 @@ def mix(
     meeting = conn.execute(_MEETING_FOR_MIX, {"meeting_id": meeting_id}).first()
     if meeting is None:
         return 0
-    template = template_from_body(meeting.template_body)
     count, state = conn.execute(_TALLY, {"meeting_id": meeting_id}).one()
+    pending = _pending(conn, meeting_id)
+    plan = _plan(conn, meeting, count, state, pending, keys=keys, k=k, final=final, rewrite=rewrite)
+    if plan is None:
+        return 0
+    _write(conn, plan)
+    return len(plan.chosen)
+
+
+def plan_mix(*, conn: Connection, meeting_id: int, keys: ServerKeys, k: int) -> MixPlan | None:
+    """The next group of an open meeting, read and computed outside any write transaction.
+
+    Opening, scoring and tallying a group is most of a mix's work; done here, on a reading
+    connection, it holds no lock, and the writer goes on spending codes meanwhile. The plan is
+    written by apply_mixes, which first makes sure that nothing was mixed since it was read. None
+    when no group is due (or the meeting is closing: close mixes what is left).
+    """
+    meeting = conn.execute(_MEETING_TO_MIX, {"meeting_id": meeting_id}).first()
+    if meeting is None or meeting.state != "open":
+        return None
+    count, state = conn.execute(_TALLY_NOW, {"meeting_id": meeting_id}).one()
+    pending = _pending(conn, meeting_id)
+    return _plan(conn, meeting, count, state, pending, keys=keys, k=k, final=False, rewrite=False)
+
+
+def apply_mixes(*, conn: Connection, plans: Sequence[MixPlan]) -> dict[int, int]:
+    """Write planned groups in the caller's transaction, each only if its meeting is as the plan read
+    it (same sealing salt, same tally: nothing mixed, closed or reopened since). Each written
+    meeting -> how many ballots still wait sealed there."""
+    current = []
+    for plan in sorted(plans, key=lambda p: p.meeting_id):
+        meeting = conn.execute(_MEETING_FOR_MIX, {"meeting_id": plan.meeting_id}).first()
+        if meeting is None or meeting.salt != plan.salt:
+            continue
+        _, state = conn.execute(_TALLY, {"meeting_id": plan.meeting_id}).one()
+        if state == plan.state:
+            current.append(plan)
+    return {plan.meeting_id: _write(conn, plan) for plan in current}
+
+
+def _plan(
+    conn: Connection, meeting: Any, count: int, state: str | None, pending: Sequence[Any], *,
+    keys: ServerKeys, k: int, final: bool, rewrite: bool,
+) -> MixPlan | None:
+    meeting_id = meeting.id
+    template = template_from_body(meeting.template_body)
     # The system's own randomness decides which ballots wait for the next group and the order ballots are written in.
-    pending = conn.execute(_PENDING, {"meeting_id": meeting_id}).all()
     chosen = mix_selection(pending, k=k, final=final, random_bytes=os.urandom)
     if not chosen and not rewrite:
-        return 0
+        return None
     opened: list[ScoredBallot] = []
     rows: list[dict[str, Any]] = []
     if chosen:
@@ -152,7 +232,7 @@ def mix(
             opened.append(scored)
             rows.append(_box_row(meeting_id, scored, content.comment))
     rules = rules_of(meeting, k=k)
-    cached = _parsed.pop(meeting_id, None)  # put back only once the new text exists
+    cached = _parsed.pop(meeting_id, None)  # put back only once the new text is written
     if rewrite or state is None:
         # Every ballot of the meeting goes through the tally again: the ones in the box (a meeting
         # whose tally was never kept, or the box being rewritten) and the new ones.
@@ -162,7 +242,6 @@ def mix(
         for scored in [*earlier_scored, *opened]:
             tally.add(scored, rules)
         if rewrite:
-            conn.execute(delete(Ballot).where(col(Ballot.meeting_id) == meeting_id))
             rows = random_order(
                 [*rows, *(_box_row(meeting_id, s, b.comment) for s, b in zip(earlier_scored, earlier, strict=True))],
                 os.urandom,
@@ -175,30 +254,47 @@ def mix(
         for scored in opened:
             tally.add(scored, rules)
         count += len(opened)
+    return MixPlan(
+        meeting_id=meeting_id, salt=meeting.salt, state=state, chosen=[row.id for row in chosen], rows=rows,
+        count=count, tally=tally, text=tally.to_json(), sums=tally.snapshot(template, rules).to_json(),
+        rewrite=rewrite,
+    )
+
+
+def _write(conn: Connection, plan: MixPlan) -> int:
+    """Write a planned group; how many ballots of the meeting still wait sealed."""
+    postgresql = conn.dialect.name == "postgresql"
+    if plan.rewrite:
+        conn.execute(delete(Ballot).where(col(Ballot.meeting_id) == plan.meeting_id))
+    rows = plan.rows
     if rows:
         # New random ids, drawn in one read: a sealed row's id stays behind with the spend it came with.
         ids = os.urandom(BOX_ID_BYTES * len(rows)).hex()
         for index, box_row in enumerate(rows):
             box_row["id"] = ids[2 * BOX_ID_BYTES * index : 2 * BOX_ID_BYTES * (index + 1)]
-        if conn.dialect.name == "postgresql":
-            conn.execute(_STORE_ALL, {"rows": json.dumps(rows, ensure_ascii=False)})
+        if postgresql:
+            conn.exec_driver_sql(_STORE_PG, {name: [row[name] for row in rows] for name in _BOX_COLUMNS})
         else:
             conn.exec_driver_sql(_STORE_SQLITE, [tuple(row[name] for name in _BOX_COLUMNS) for row in rows])
-    if chosen:
-        conn.execute(_UNSEALED, {"ids": [row.id for row in chosen]})
-        conn.execute(_MIXED, {"turnout_meeting": meeting_id, "mixed": len(chosen)})
-    text_now = tally.to_json()
-    _parsed[meeting_id] = (text_now, tally)
+    waiting = 0
+    if plan.chosen:
+        if postgresql:
+            unsealed = conn.exec_driver_sql(_UNSEALED_PG, {"ids": plan.chosen}).rowcount
+        else:
+            unsealed = conn.exec_driver_sql(_UNSEALED_SQLITE, [(row_id,) for row_id in plan.chosen]).rowcount
+        if unsealed != len(plan.chosen):
+            raise MixedUnderUs(plan.meeting_id)
+        waiting = conn.execute(_MIXED, {"turnout_meeting": plan.meeting_id, "mixed": len(plan.chosen)}).scalar_one()
     conn.execute(
         _PUBLISH,
-        {
-            "tally_meeting": meeting_id,
-            "new_count": count,
-            "new_state": text_now,
-            "new_sums": tally.snapshot(template, rules).to_json(),
-        },
+        {"tally_meeting": plan.meeting_id, "new_count": plan.count, "new_state": plan.text, "new_sums": plan.sums},
     )
-    return len(chosen)
+    _parsed[plan.meeting_id] = (plan.text, plan.tally)
+    return int(waiting)
+
+
+class MixedUnderUs(RuntimeError):
+    """A group's sealed rows were gone when it was written: cannot happen under the tally's lock; undone."""
 
 
 def _box_row(meeting_id: int, scored: ScoredBallot, comment: str | None) -> dict[str, Any]:
