@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
@@ -13,15 +12,24 @@ from app import store
 from app.auth import Principal
 from app.errors import NotFound
 from app.messages import LANGS, render
-from app.models import (
+from app.routes.access import Admin, Reader, Staff, ensure_manages, ensure_sees
+from app.routes.deps import (
+    KeysDep,
+    SessionDep,
+    SettingsDep,
+    get_writer,
+    language,
+    notify_changed,
+    wrong_code,
+)
+from app.routes.openapi import operation_id
+from app.schemas import (
     BallotReceipt,
     BallotSubmit,
     CloseBody,
     ErrorBody,
     FiguresPublic,
-    GroupPublic,
     ImportReport,
-    Meeting,
     MeetingCreate,
     MeetingPublic,
     MintBody,
@@ -36,18 +44,8 @@ from app.models import (
     UnitUpdate,
     VoidMeetingBody,
 )
-from app.routes.access import Admin, Reader, Staff, ensure_manages, ensure_sees
-from app.routes.deps import (
-    KeysDep,
-    SessionDep,
-    SettingsDep,
-    get_writer,
-    language,
-    notify_changed,
-    wrong_code,
-)
-from app.routes.openapi import operation_id
 from app.settings import Settings
+from app.tables import Meeting, Result, Unit
 from app.templates import BallotTemplate, parse_template
 from app.tokens import normalize, printable
 
@@ -84,14 +82,11 @@ def seen_meeting(session: Session, principal: Principal, meeting_id: int) -> Mee
 # ---- units ------------------------------------------------------------------------------------
 
 
-def unit_public(session: Session, unit: Any, years: list[int] | None = None) -> UnitPublic:
+def unit_public(session: Session, unit: Unit, years: list[int] | None = None) -> UnitPublic:
     names = {c.key: c.name for c in store.categories(session=session)}
     if years is None:
-        years = store.review_years(session=session, unit_ids=[unit.id])[unit.id]
-    return UnitPublic(
-        code=unit.code, name=unit.name, category=unit.category_key, category_name=names[unit.category_key],
-        reviewed_years=years,
-    )
+        years = store.review_years(session=session, unit_ids=[unit.id])[unit.id]  # type: ignore[list-item,index]
+    return UnitPublic.from_row(unit, category_name=names[unit.category_key], reviewed_years=years)
 
 
 @router.post("/units", status_code=201, tags=["units"])
@@ -184,24 +179,7 @@ def create_template(session: SessionDep, actor: ActorDep, body: Annotated[dict[s
 
 def meeting_public(session: Session, settings: Settings, meeting: Meeting) -> MeetingPublic:
     unit, category = store.unit_of(session=session, meeting=meeting)
-    return MeetingPublic(
-        id=meeting.id,
-        unit_code=unit.code,
-        unit_name=unit.name,
-        category=category.key,
-        year=meeting.year,
-        date=meeting.date,
-        title=meeting.title,
-        template_id=meeting.template_id,
-        template_version=meeting.template_version,
-        mode=meeting.mode,
-        attendance=meeting.attendance,
-        groups=[GroupPublic(**group) for group in json.loads(meeting.groups)],
-        trim=meeting.trim,
-        component_weight=meeting.component_weight,
-        flagged_rule=meeting.flagged_rule,
-        state=meeting.state,
-    )
+    return MeetingPublic.from_row(meeting, unit=unit, category=category)
 
 
 @router.post("/meetings", status_code=201, tags=["meetings"])
@@ -344,16 +322,9 @@ def get_tally(meeting_id: int, session: SessionDep, settings: SettingsDep, princ
     )
 
 
-def result_public(session: Session, result: Any) -> ResultPublic:
-    return ResultPublic(
-        meeting_id=result.meeting_id,
-        version=result.version,
-        digest=result.digest,
-        digest_format=result.digest_format,
-        versions=[r.version for r in store.results_of(session=session, meeting_id=result.meeting_id)],
-        closed_at=result.created_at,
-        figures=FiguresPublic.model_validate_json(result.figures),
-    )
+def result_public(session: Session, result: Result) -> ResultPublic:
+    versions = [r.version for r in store.results_of(session=session, meeting_id=result.meeting_id)]
+    return ResultPublic.from_row(result, versions=versions)
 
 
 @router.get("/meetings/{meeting_id}/result", tags=["results"])

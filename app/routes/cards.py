@@ -21,7 +21,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from app import store
 from app.db import Database
 from app.errors import Conflict
-from app.models import CardsBody
 from app.qr import qr_svg
 from app.routes.access import Staff
 from app.routes.api import managed_meeting
@@ -29,6 +28,7 @@ from app.routes.ballot import link_unknown, screen_meeting_of
 from app.routes.console_live import pushed
 from app.routes.deps import KeysDep, SessionDep, SettingsDep
 from app.routes.pages import PAGE_HEADERS, PageDep, inline_asset, screen_urls
+from app.schemas import CardsBody
 from app.tokens import printable
 
 router = APIRouter()

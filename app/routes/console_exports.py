@@ -13,13 +13,13 @@ from fastapi.responses import HTMLResponse, Response
 from app import sheets, store
 from app.errors import Invalid
 from app.export import groups_table, overview_table, points_table, results_table
-from app.export_schema import OverviewPage, ResultRecord
 from app.overview import build_overview
 from app.routes.access import Reader
 from app.routes.api import seen_meeting
 from app.routes.console import render
 from app.routes.deps import SessionDep, SettingsDep
 from app.routes.results import CSV_MIME, XLSX_MIME
+from app.schemas import OverviewPage, ResultRecord
 
 router = APIRouter(include_in_schema=False)
 

@@ -23,13 +23,13 @@ from sqlmodel import Session
 from app import store
 from app.charts import Bar, bar_chart
 from app.live import Hub
-from app.models import FiguresPublic
 from app.report import FeedbackReport, feedback_report
 from app.routes.access import Reader
 from app.routes.api import seen_meeting
 from app.routes.console import render
 from app.routes.deps import SessionDep, SettingsDep
 from app.routes.pages import screen_path
+from app.schemas import FiguresPublic
 
 router = APIRouter(include_in_schema=False)
 api_router = APIRouter(prefix="/api/v1", tags=["results"])

@@ -17,14 +17,15 @@ from app.auth import Principal
 from app.disclosure import group_counts_visible
 from app.errors import Conflict, DomainError, Forbidden, Problem, field_reason, invalid_with
 from app.messages import MESSAGES
-from app.models import CardsBody, GroupIn, Meeting, MeetingCreate
 from app.routes.access import Reader, Staff, ensure_manages
 from app.routes.api import managed_meeting, seen_meeting
 from app.routes.console import audit_rows, field_errors, flash, redirect, render
 from app.routes.deps import SessionDep, SettingsDep, notify_changed
 from app.routes.pages import screen_path
+from app.schemas import CardsBody, GroupIn, MeetingCreate
 from app.settings import Settings
 from app.store import DEFAULT_GROUPS
+from app.tables import Meeting
 
 router = APIRouter(include_in_schema=False)
 

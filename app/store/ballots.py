@@ -20,10 +20,10 @@ from sqlalchemy import Connection, Executable, Select, Table, bindparam, select,
 from sqlmodel import col
 
 from app.errors import Conflict, DomainError, Invalid, NotFound
-from app.models import BallotToken, Meeting, MeetingSeal, TemplateVersion, Turnout
 from app.sealing import NONCE_BYTES, Content, ServerKeys
 from app.store.ballot_templates import template_from_body
 from app.store.box import BOX_ID_BYTES, sealer_for
+from app.tables import BallotToken, Meeting, MeetingSeal, TemplateVersion, Turnout
 from app.templates import parse_answers, read_comment
 
 
