@@ -12,7 +12,15 @@ from app import store
 from app.auth import Principal
 from app.errors import NotFound
 from app.messages import LANGS, render
-from app.routes.access import Admin, Reader, Staff, ensure_manages, ensure_sees
+from app.routes.access import (
+    Admin,
+    ManagedMeeting,
+    Reader,
+    SeenMeeting,
+    Staff,
+    ensure_manages,
+    managed_meeting,
+)
 from app.routes.deps import (
     KeysDep,
     SessionDep,
@@ -23,12 +31,12 @@ from app.routes.deps import (
     wrong_code,
 )
 from app.routes.openapi import operation_id
+from app.routes.views import tally_public
 from app.schemas import (
     BallotReceipt,
     BallotSubmit,
     CloseBody,
     ErrorBody,
-    FiguresPublic,
     ImportReport,
     MeetingCreate,
     MeetingPublic,
@@ -60,23 +68,6 @@ async def api_actor(principal: Admin) -> str:
 
 
 ActorDep = Annotated[str, Depends(api_actor)]
-
-
-def meeting_category(session: Session, meeting: Meeting) -> str:
-    _, category = store.unit_of(session=session, meeting=meeting)
-    return category.key
-
-
-def managed_meeting(session: Session, principal: Principal, meeting_id: int) -> Meeting:
-    meeting = store.get_meeting(session=session, meeting_id=meeting_id)
-    ensure_manages(principal, meeting_category(session, meeting))
-    return meeting
-
-
-def seen_meeting(session: Session, principal: Principal, meeting_id: int) -> Meeting:
-    meeting = store.get_meeting(session=session, meeting_id=meeting_id)
-    ensure_sees(principal, meeting_category(session, meeting))
-    return meeting
 
 
 # ---- units ------------------------------------------------------------------------------------
@@ -202,15 +193,14 @@ def list_meetings(
 
 
 @router.get("/meetings/{meeting_id}", tags=["meetings"])
-def get_meeting(meeting_id: int, session: SessionDep, settings: SettingsDep, principal: Reader) -> MeetingPublic:
-    return meeting_public(session, settings, seen_meeting(session, principal, meeting_id))
+def get_meeting(meeting: SeenMeeting, session: SessionDep, settings: SettingsDep) -> MeetingPublic:
+    return meeting_public(session, settings, meeting)
 
 
 @router.post("/meetings/{meeting_id}/open", tags=["meetings"])
 def open_meeting(
-    meeting_id: int, session: SessionDep, settings: SettingsDep, principal: Staff, request: Request
+    meeting_id: int, _: ManagedMeeting, session: SessionDep, settings: SettingsDep, principal: Staff, request: Request
 ) -> MeetingPublic:
-    managed_meeting(session, principal, meeting_id)
     meeting = store.open_meeting(session=session, actor=principal.name, meeting_id=meeting_id)
     notify_changed(request, meeting_id)
     return meeting_public(session, settings, meeting)
@@ -270,10 +260,9 @@ def void_meeting(
 
 
 @router.delete("/meetings/{meeting_id}", status_code=204, tags=["meetings"])
-def delete_meeting(meeting_id: int, session: SessionDep, principal: Staff) -> Response:
+def delete_meeting(meeting_id: int, _: ManagedMeeting, session: SessionDep, principal: Staff) -> Response:
     """Delete a meeting that never opened, with any codes minted for it; 409 once it has opened
     (void it instead)."""
-    managed_meeting(session, principal, meeting_id)
     store.delete_meeting(session=session, actor=principal.name, meeting_id=meeting_id)
     return Response(status_code=204)
 
@@ -304,22 +293,10 @@ def mint_tokens(
 
 
 @router.get("/meetings/{meeting_id}/tally", tags=["results"])
-def get_tally(meeting_id: int, session: SessionDep, settings: SettingsDep, principal: Reader) -> TallyPublic:
+def get_tally(meeting_id: int, _: SeenMeeting, session: SessionDep, settings: SettingsDep) -> TallyPublic:
     """Live turnout; figures as last published, which move only when a group of at least K ballots
     is mixed into the box, and at close; no rater group apart until close."""
-    seen_meeting(session, principal, meeting_id)
-    view = store.tally(session=session, meeting_id=meeting_id)
-    figures = store.published_figures(session=session, meeting=view.meeting, row=view.tally, k=settings.k_anonymity)
-    return TallyPublic(
-        meeting_id=meeting_id,
-        state=view.meeting.state,
-        attendance=view.meeting.attendance,
-        tokens_issued=view.issued,
-        ballots_counted=view.counted,
-        k=settings.k_anonymity,
-        published_at_count=view.tally.published_count,
-        figures=FiguresPublic.model_validate_json(figures) if figures else None,
-    )
+    return tally_public(session, meeting_id, settings.k_anonymity)
 
 
 def result_public(session: Session, result: Result) -> ResultPublic:
@@ -329,11 +306,10 @@ def result_public(session: Session, result: Result) -> ResultPublic:
 
 @router.get("/meetings/{meeting_id}/result", tags=["results"])
 def get_result(
-    meeting_id: int, session: SessionDep, principal: Reader, version: Annotated[int | None, Query(ge=1)] = None
+    meeting_id: int, _: SeenMeeting, session: SessionDep, version: Annotated[int | None, Query(ge=1)] = None
 ) -> ResultPublic:
     """The frozen result of a closed meeting (409 while it is not closed); with `version`, that
     version, whatever the meeting's state now (404 if it has none of that number)."""
-    seen_meeting(session, principal, meeting_id)
     if version is None:
         return result_public(session, store.latest_result(session=session, meeting_id=meeting_id))
     return result_public(session, store.result_version(session=session, meeting_id=meeting_id, version=version))

@@ -11,8 +11,7 @@ from pydantic import BaseModel, Field
 
 from app import store
 from app.auth import UserRole
-from app.routes.access import Admin, Staff
-from app.routes.api import managed_meeting
+from app.routes.access import Admin, Staff, managed_meeting
 from app.routes.deps import SessionDep
 from app.schemas import ApiModel, ErrorBody, UtcDateTime
 from app.tables import ApiKey, User
