@@ -13,7 +13,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 AXE := tests/browser/node_modules/axe-core/axe.min.js
 PIP := $(BIN)/python -m pip install --quiet --require-hashes --no-deps
 
-.PHONY: run test lint unit bench lock clean
+.PHONY: run test lint unit fast bench lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ unit: $(DEV_STAMP) $(AXE)
 	$(BIN)/pytest
 
 test: lint unit
+
+# The fast lane, for the edit-test loop: everything but the tests marked slow (they start servers,
+# drive a browser, crash or load the service). `make test` still runs them all.
+fast: $(DEV_STAMP)
+	$(BIN)/pytest -m "not slow"
 
 # Not part of `make test`: minutes long, and its figures mean something only on a quiet machine.
 bench: $(DEV_STAMP)

@@ -20,7 +20,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from app.messages import Problem
 
 Role = Literal["admin", "secretary", "viewer", "export"]
-USER_ROLES: tuple[Role, ...] = ("admin", "secretary", "viewer")
+UserRole = Literal["admin", "secretary", "viewer"]  # a person's; "export" is an API key's
+USER_ROLES: tuple[UserRole, ...] = ("admin", "secretary", "viewer")
 ROLE_NAMES = {"admin": "管理员", "secretary": "分管副书记", "viewer": "只读", "export": "结果导出"}
 
 # After this many wrong passwords in a row from browsers the account does not know, such browsers

@@ -11,7 +11,7 @@ from fractions import Fraction
 
 from app.errors import Conflict, Invalid
 from app.export import figure
-from app.export_schema import CompositeBody, CompositePart, CompositePublic, ResultRecord
+from app.schemas import CompositeBody, CompositePart, CompositePublic, ResultRecord
 
 COMPONENT_MAX = Decimal(100)
 

@@ -12,20 +12,11 @@ from fractions import Fraction
 from zoneinfo import ZoneInfo
 
 from app.errors import Invalid, Problem
-from app.export_schema import OverviewPage, ResultRecord
 from app.localtime import local_text, zone_label
 from app.messages import Listing
-from app.models import (
-    Category,
-    Figure,
-    FiguresPublic,
-    GroupFigure,
-    ItemFigure,
-    Meeting,
-    PointFigure,
-    Result,
-)
+from app.schemas import Figure, FiguresPublic, GroupFigure, ItemFigure, OverviewPage, PointFigure, ResultRecord
 from app.scoring import Figures, GroupSpec, exact, round_half_up
+from app.tables import Category, Meeting, Result
 from app.templates import BallotTemplate
 
 

@@ -17,7 +17,7 @@ from typing import Protocol
 from app import scoring
 from app.disclosure import Breakdown, breakdown
 from app.export import figures_public
-from app.models import DistributionBin, FiguresPublic
+from app.schemas import DistributionBin, FiguresPublic
 from app.scoring import Figures, GroupSpec, Rules, ScoredBallot, canonical_json, compute, score_ballot
 from app.templates import BallotTemplate
 

@@ -6,6 +6,10 @@ phone pages, the projector and the card sheet. Code raises values, never words:
 reader's language: a parameter named in TERMS is itself a word to translate, and a Problem (or a
 list of them) among the parameters is rendered in the same language. So an English answer holds no
 Chinese fragment, and the other way round.
+
+Kept whole, over 400 lines, on purpose: it is a catalogue, read by key and never from top to
+bottom, and its two languages stand side by side so that tests/test_messages.py can hold them to
+each other.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
-from app.export_schema import OverviewPage, OverviewUnit, ResultRecord
+from app.schemas import OverviewPage, OverviewUnit, ResultRecord
 
 # "Every unit must have one within two to three years": this year and the two before.
 REVIEW_WINDOW_YEARS = 3

@@ -20,7 +20,8 @@ from pydantic import ValidationError
 
 from app.disclosure import Breakdown
 from app.errors import Invalid, Problem, field_reason
-from app.export_schema import (
+from app.figures import RulesRead, StoredBallot, Subject, digest_of, figures_for, rules_document
+from app.schemas import (
     AUDIT_FORMAT,
     AuditBallot,
     AuditBreakdown,
@@ -29,11 +30,12 @@ from app.export_schema import (
     AuditMeeting,
     AuditPublished,
     AuditRules,
+    FiguresPublic,
+    GroupPublic,
 )
-from app.figures import RulesRead, StoredBallot, Subject, digest_of, figures_for, rules_document
-from app.models import FiguresPublic, GroupPublic, Meeting, Result
 from app.scoring import canonical_json
 from app.sheets import FORMULA_STARTS
+from app.tables import Meeting, Result
 from app.templates import BallotTemplate, parse_template
 
 CSV_GROUP = "group"

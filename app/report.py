@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from app.export import figure
 from app.labels import verification_code
-from app.models import Figure, FiguresPublic, UtcDateTime
+from app.schemas import Figure, FiguresPublic, UtcDateTime
 from app.scoring import round_half_up
 
 # How many of a unit's points the report singles out as its weakest.

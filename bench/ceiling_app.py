@@ -15,10 +15,10 @@ import gc
 from fastapi import FastAPI, Request
 
 from app.errors import DomainError, NotFound
-from app.main import BodyLimit
-from app.models import BallotReceipt, BallotSubmit
+from app.middleware import BodyLimit
 from app.routes.api import COUNTED
 from app.routes.deps import error_response, language
+from app.schemas import BallotReceipt, BallotSubmit
 from app.settings import Settings
 from app.templates import default_template, parse_answers
 from app.tokens import normalize

@@ -24,7 +24,8 @@ from fastapi import FastAPI
 
 from app import store
 from app.db import create_database
-from app.main import CompressExceptSubmits, create_app
+from app.main import create_app
+from app.middleware import CompressExceptSubmits
 from app.migrate import upgrade
 from app.settings import Settings
 

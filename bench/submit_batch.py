@@ -21,7 +21,7 @@ from pathlib import Path
 from app import store
 from app.db import create_database
 from app.migrate import upgrade
-from app.models import MeetingCreate
+from app.schemas import MeetingCreate
 from app.sealing import ServerKeys
 from app.writer import MIX_AT_ONCE
 from bench.run import machine_cpu_seconds

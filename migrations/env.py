@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
-import app.models  # noqa: F401  (registers the tables on the metadata)
+import app.tables  # noqa: F401  (registers the tables on the metadata)
 from app.db import metadata
 from app.settings import get_settings
 

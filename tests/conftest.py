@@ -21,9 +21,9 @@ from app.db import Database, create_database, metadata
 from app.figures import StoredBallot
 from app.main import create_app
 from app.migrate import upgrade
-from app.models import MeetingSeal, SealedBallot
 from app.sealing import Sealer, ServerKeys
 from app.settings import Settings
+from app.tables import MeetingSeal, SealedBallot
 
 TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
 PG_URL = os.environ.get("TEST_DATABASE_URL", "")

@@ -32,9 +32,9 @@ from typing import Any
 
 from sqlalchemy import create_engine, select
 
-from app.models import Ballot, BallotToken, MeetingSeal, SealedBallot, Turnout
 from app.sealing import Sealer, ServerKeys
 from app.settings import Settings
+from app.tables import Ballot, BallotToken, MeetingSeal, SealedBallot, Turnout
 from app.templates import default_template, parse_answers
 from bench.client import Connection, post_json
 from bench.service import BIN, ROOT, Api

@@ -18,7 +18,7 @@ from starlette.routing import Mount
 
 from app import store
 from app.db import Database
-from app.models import MeetingCreate
+from app.schemas import MeetingCreate
 from tests.conftest import ALL_A, KEYS
 
 ROLES = ("nobody", "viewer", "secretary", "other", "admin", "api", "export")

@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select, text
 
 from app.db import Database
-from app.models import AuditEvent, Ballot, BallotToken, SealedBallot
 from app.scoring import canonical_json
+from app.tables import AuditEvent, Ballot, BallotToken, SealedBallot
 from tests.conftest import ALL_A, mint, open_meeting, settle
 
 

@@ -14,7 +14,8 @@ from sqlalchemy import func, select
 from app import cli, store
 from app.db import Database, create_database
 from app.migrate import upgrade
-from app.models import Ballot, BallotToken, MeetingCreate, SealedBallot, Unit
+from app.schemas import MeetingCreate
+from app.tables import Ballot, BallotToken, SealedBallot, Unit
 from tests.conftest import ALL_A, KEYS
 
 

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from app.db import Database
-from app.models import AuditEvent, Ballot, Meeting, SealedBallot, TemplateVersion, Unit, User, WebhookEndpoint
+from app.tables import AuditEvent, Ballot, Meeting, SealedBallot, TemplateVersion, Unit, User, WebhookEndpoint
 from app.templates import default_template
 from tests.conftest import ALL_A, kept_ballots, mint, open_meeting
 from tests.test_access import PASSWORD, sign_in

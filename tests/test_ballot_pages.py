@@ -24,11 +24,11 @@ from app import figures, i18n, store
 from app.db import Database, metadata
 from app.i18n import message
 from app.messages import MESSAGES
-from app.models import BallotToken
 from app.qr import qr_modules, qr_svg
 from app.redact import RedactPhonePaths, redact
 from app.routes.ballot import CLAIM_COOKIE, COMMENT_MAX_CHARS
 from app.routes.pages import ROOT, meeting_of_screen_key, screen_key
+from app.tables import BallotToken
 from app.templates import default_template
 from app.tokens import normalize, printable
 from tests.conftest import ALL_A, KEYS, TEST_SECRET, kept_ballots, mint, open_meeting

@@ -2,7 +2,7 @@
 no retry window, no place in the results export; sessions and lockouts survive a backward jump.
 
 The application's clock is moved the way a host's clock jumps: every reading of it
-(``app.models.utcnow``, which the defaults of the tables and the stores call) is shifted. The
+(``app.tables.utcnow``, which the defaults of the tables and the stores call) is shifted. The
 database keeps its own clock, as a PostgreSQL server on another host does; SQLite's is read
 through SQLite.
 """
@@ -22,12 +22,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from app import auth as auth_rules, models, store
+from app import auth as auth_rules, store, tables
 from app.db import Database
 from app.errors import Unauthorized
 from app.main import create_app
-from app.models import WebhookDelivery
 from app.settings import Settings
+from app.tables import WebhookDelivery
 from app.webhooks import WebhookWorker
 from tests.conftest import ALL_A, mint, open_meeting
 from tests.test_access import PASSWORD, sign_in
@@ -46,7 +46,7 @@ def jump_app_clock(monkeypatch: pytest.MonkeyPatch) -> Jump:
             def now(cls, tz: dt.tzinfo | None = None) -> Any:
                 return dt.datetime.now(tz) + by
 
-        monkeypatch.setattr(models, "dt", types.SimpleNamespace(datetime=Shifted, UTC=dt.UTC))
+        monkeypatch.setattr(tables, "dt", types.SimpleNamespace(datetime=Shifted, UTC=dt.UTC))
 
     return jump
 

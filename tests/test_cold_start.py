@@ -14,7 +14,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from bench.service import ROOT, free_port, service_env
+
+# A fresh interpreter that builds the served app.
+pytestmark = pytest.mark.slow
 
 PROBE = """
 import gc, json, time

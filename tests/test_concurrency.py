@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from app import store
 from app.db import Database
-from app.models import BallotToken, SealedBallot, Turnout
+from app.tables import BallotToken, SealedBallot, Turnout
 from tests.conftest import ALL_A, KEYS, mint, open_meeting
 
 PARALLEL = 16

@@ -24,10 +24,10 @@ from sqlalchemy.engine import make_url
 
 from app import recount
 from app.db import create_database
-from app.models import Ballot, BallotToken, MeetingSeal, SealedBallot, Tally, Turnout
 from app.scoring import Rules, compute, exact, score_ballot
 from app.sealing import Sealer, ServerKeys
 from app.settings import Settings
+from app.tables import Ballot, BallotToken, MeetingSeal, SealedBallot, Tally, Turnout
 from app.templates import default_template, parse_answers
 from bench.client import Connection, post_json
 from bench.service import Api, Server, create_api_key, free_port, service, service_env

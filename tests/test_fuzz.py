@@ -25,7 +25,7 @@ from app import store
 from app.db import create_database
 from app.main import create_app
 from app.migrate import upgrade
-from app.models import MeetingCreate
+from app.schemas import MeetingCreate
 from app.settings import Settings
 from tests.conftest import TEST_SECRET
 

@@ -19,7 +19,7 @@ import uvicorn
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
-from app import export_schema, models, report, store, templates
+from app import report, schemas, store, templates
 from app.db import create_database
 from app.main import create_app
 from app.migrate import upgrade
@@ -72,7 +72,7 @@ def test_every_request_and_response_body_has_an_example(client: TestClient) -> N
     assert submit["responses"]["409"]["content"]["application/json"]["example"]["code"] == "meeting_transition"
 
 
-MODULES = (models, export_schema, report, api_admin, cards, templates)
+MODULES = (schemas, report, api_admin, cards, templates)
 
 
 @pytest.mark.parametrize("name", sorted(EXAMPLES))

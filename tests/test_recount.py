@@ -19,7 +19,7 @@ from app import figures, recount, store
 from app.cli import main
 from app.db import Database
 from app.errors import Invalid
-from app.models import Meeting, Result
+from app.tables import Meeting, Result
 from app.templates import default_template
 from tests.conftest import mint, open_meeting
 

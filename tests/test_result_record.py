@@ -16,8 +16,8 @@ from app import recount
 from app.cli import main
 from app.db import Database
 from app.figures import figures_for
-from app.models import AuditEvent, Meeting, WebhookDelivery
 from app.settings import Settings
+from app.tables import AuditEvent, Meeting, WebhookDelivery
 from tests.conftest import ALL_A, mint, open_meeting, settle
 from tests.test_recount import answers, closed_readme_meeting, export
 

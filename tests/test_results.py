@@ -18,9 +18,9 @@ from app.composite import composite
 from app.db import Database
 from app.errors import Conflict, Invalid
 from app.export import decode_cursor, encode_cursor
-from app.export_schema import RESULT_EXAMPLE, CompositeBody, CompositeWeights, ResultRecord
-from app.models import ApiKey
 from app.overview import ranks, window
+from app.schemas import RESULT_EXAMPLE, CompositeBody, CompositeWeights, ResultRecord
+from app.tables import ApiKey
 from tests.conftest import mint, open_meeting
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"

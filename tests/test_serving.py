@@ -18,6 +18,9 @@ import pytest
 from bench import client
 from bench.service import Server, ceiling, free_port, running
 
+# Worker processes, each on its own socket.
+pytestmark = pytest.mark.slow
+
 CONNECTIONS = 40
 
 

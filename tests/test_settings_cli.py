@@ -13,8 +13,8 @@ from sqlalchemy import func, select
 from app import cli, store
 from app.db import create_database
 from app.main import create_app
-from app.models import ApiKey, Meeting, Unit
 from app.settings import SecretFileError, Settings
+from app.tables import ApiKey, Meeting, Unit
 
 
 @pytest.mark.parametrize("secret", ["changeme", "secret", "CHANGEME ", "short-but-unknown"])

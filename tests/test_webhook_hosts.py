@@ -12,8 +12,8 @@ from sqlalchemy import func, select
 from app import store
 from app.db import Database
 from app.main import create_app
-from app.models import WebhookEndpoint
 from app.settings import Settings
+from app.tables import WebhookEndpoint
 from app.webhooks import refused_address
 from tests.test_webhooks import SECRET, Receiver, closed_meeting, deliveries, quick, wait_until
 

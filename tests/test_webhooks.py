@@ -23,8 +23,8 @@ from sqlalchemy import select, text
 from app import store, webhooks
 from app.db import Database, create_database
 from app.main import create_app
-from app.models import WebhookDelivery, WebhookEndpoint
 from app.settings import Settings
+from app.tables import WebhookDelivery, WebhookEndpoint
 from app.webhooks import WebhookWorker, backoff, decide, signature, verify_signature
 from tests.conftest import mint, open_meeting
 

@@ -11,8 +11,8 @@ from sqlalchemy import func, select, text
 
 from app import cli, store
 from app.db import Database
-from app.models import Ballot, SealedBallot, Tally, Turnout
 from app.store import ballots
+from app.tables import Ballot, SealedBallot, Tally, Turnout
 from app.writer import BallotWriter
 from tests.conftest import ALL_A, KEYS, TEST_SECRET, mint, open_meeting
 

@@ -1,7 +1,10 @@
 """Who is asking: an API key (Bearer) or a signed-in organizer (session cookie), and may they.
 
-Every organizer page and API endpoint depends on ``require(...)`` with the roles it admits; category
-checks follow in the route through ``Principal.sees`` / ``Principal.manages``. A request authenticated
+Every organizer page and API endpoint depends on ``require(...)`` with the roles it admits. A route
+about one meeting declares ``SeenMeeting`` or ``ManagedMeeting``, which load the meeting and check the
+principal's category; a route with a request body calls ``seen_meeting`` / ``managed_meeting``
+itself, after FastAPI has read the body (dependencies run before the body is validated, and a
+malformed body is answered 422 before the category is looked at). A request authenticated
 by cookie that changes something must carry the session's CSRF token (form field ``csrf`` or header
 ``X-CSRF-Token``); a Bearer key is not sent by browsers on their own, so it needs none.
 """
@@ -13,12 +16,14 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
+from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from app import auth, store
 from app.auth import Principal, Role
 from app.errors import DomainError, Forbidden, Unauthorized
 from app.routes.deps import SessionDep
+from app.tables import Meeting
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # The signed cookie holds the session's token, not the user: the session itself is a row on the
@@ -122,3 +127,35 @@ def ensure_sees(principal: Principal, category: str) -> None:
 Admin = Annotated[Principal, Depends(require("admin"))]
 Staff = Annotated[Principal, Depends(require("admin", "secretary"))]
 Reader = Annotated[Principal, Depends(require("admin", "secretary", "viewer"))]
+
+
+def meeting_category(session: Session, meeting: Meeting) -> str:
+    _, category = store.unit_of(session=session, meeting=meeting)
+    return category.key
+
+
+def managed_meeting(session: Session, principal: Principal, meeting_id: int) -> Meeting:
+    """The meeting, if the principal may change it: 404 for none, 403 for another category."""
+    meeting = store.get_meeting(session=session, meeting_id=meeting_id)
+    ensure_manages(principal, meeting_category(session, meeting))
+    return meeting
+
+
+def seen_meeting(session: Session, principal: Principal, meeting_id: int) -> Meeting:
+    """The meeting, if the principal may read it: 404 for none, 403 for another category."""
+    meeting = store.get_meeting(session=session, meeting_id=meeting_id)
+    ensure_sees(principal, meeting_category(session, meeting))
+    return meeting
+
+
+def _seen(meeting_id: int, session: SessionDep, principal: Reader) -> Meeting:
+    return seen_meeting(session, principal, meeting_id)
+
+
+def _managed(meeting_id: int, session: SessionDep, principal: Staff) -> Meeting:
+    return managed_meeting(session, principal, meeting_id)
+
+
+# The meeting of the path's {meeting_id}, for a principal who may read it / change it.
+SeenMeeting = Annotated[Meeting, Depends(_seen)]
+ManagedMeeting = Annotated[Meeting, Depends(_managed)]

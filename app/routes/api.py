@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
@@ -13,15 +12,32 @@ from app import store
 from app.auth import Principal
 from app.errors import NotFound
 from app.messages import LANGS, render
-from app.models import (
+from app.routes.access import (
+    Admin,
+    ManagedMeeting,
+    Reader,
+    SeenMeeting,
+    Staff,
+    ensure_manages,
+    managed_meeting,
+)
+from app.routes.deps import (
+    KeysDep,
+    SessionDep,
+    SettingsDep,
+    get_writer,
+    language,
+    notify_changed,
+    wrong_code,
+)
+from app.routes.openapi import operation_id
+from app.routes.views import tally_public
+from app.schemas import (
     BallotReceipt,
     BallotSubmit,
     CloseBody,
     ErrorBody,
-    FiguresPublic,
-    GroupPublic,
     ImportReport,
-    Meeting,
     MeetingCreate,
     MeetingPublic,
     MintBody,
@@ -36,18 +52,8 @@ from app.models import (
     UnitUpdate,
     VoidMeetingBody,
 )
-from app.routes.access import Admin, Reader, Staff, ensure_manages, ensure_sees
-from app.routes.deps import (
-    KeysDep,
-    SessionDep,
-    SettingsDep,
-    get_writer,
-    language,
-    notify_changed,
-    wrong_code,
-)
-from app.routes.openapi import operation_id
 from app.settings import Settings
+from app.tables import Meeting, Result, Unit
 from app.templates import BallotTemplate, parse_template
 from app.tokens import normalize, printable
 
@@ -64,34 +70,14 @@ async def api_actor(principal: Admin) -> str:
 ActorDep = Annotated[str, Depends(api_actor)]
 
 
-def meeting_category(session: Session, meeting: Meeting) -> str:
-    _, category = store.unit_of(session=session, meeting=meeting)
-    return category.key
-
-
-def managed_meeting(session: Session, principal: Principal, meeting_id: int) -> Meeting:
-    meeting = store.get_meeting(session=session, meeting_id=meeting_id)
-    ensure_manages(principal, meeting_category(session, meeting))
-    return meeting
-
-
-def seen_meeting(session: Session, principal: Principal, meeting_id: int) -> Meeting:
-    meeting = store.get_meeting(session=session, meeting_id=meeting_id)
-    ensure_sees(principal, meeting_category(session, meeting))
-    return meeting
-
-
 # ---- units ------------------------------------------------------------------------------------
 
 
-def unit_public(session: Session, unit: Any, years: list[int] | None = None) -> UnitPublic:
+def unit_public(session: Session, unit: Unit, years: list[int] | None = None) -> UnitPublic:
     names = {c.key: c.name for c in store.categories(session=session)}
     if years is None:
-        years = store.review_years(session=session, unit_ids=[unit.id])[unit.id]
-    return UnitPublic(
-        code=unit.code, name=unit.name, category=unit.category_key, category_name=names[unit.category_key],
-        reviewed_years=years,
-    )
+        years = store.review_years(session=session, unit_ids=[unit.id])[unit.id]  # type: ignore[list-item,index]
+    return UnitPublic.from_row(unit, category_name=names[unit.category_key], reviewed_years=years)
 
 
 @router.post("/units", status_code=201, tags=["units"])
@@ -184,24 +170,7 @@ def create_template(session: SessionDep, actor: ActorDep, body: Annotated[dict[s
 
 def meeting_public(session: Session, settings: Settings, meeting: Meeting) -> MeetingPublic:
     unit, category = store.unit_of(session=session, meeting=meeting)
-    return MeetingPublic(
-        id=meeting.id,
-        unit_code=unit.code,
-        unit_name=unit.name,
-        category=category.key,
-        year=meeting.year,
-        date=meeting.date,
-        title=meeting.title,
-        template_id=meeting.template_id,
-        template_version=meeting.template_version,
-        mode=meeting.mode,
-        attendance=meeting.attendance,
-        groups=[GroupPublic(**group) for group in json.loads(meeting.groups)],
-        trim=meeting.trim,
-        component_weight=meeting.component_weight,
-        flagged_rule=meeting.flagged_rule,
-        state=meeting.state,
-    )
+    return MeetingPublic.from_row(meeting, unit=unit, category=category)
 
 
 @router.post("/meetings", status_code=201, tags=["meetings"])
@@ -224,15 +193,14 @@ def list_meetings(
 
 
 @router.get("/meetings/{meeting_id}", tags=["meetings"])
-def get_meeting(meeting_id: int, session: SessionDep, settings: SettingsDep, principal: Reader) -> MeetingPublic:
-    return meeting_public(session, settings, seen_meeting(session, principal, meeting_id))
+def get_meeting(meeting: SeenMeeting, session: SessionDep, settings: SettingsDep) -> MeetingPublic:
+    return meeting_public(session, settings, meeting)
 
 
 @router.post("/meetings/{meeting_id}/open", tags=["meetings"])
 def open_meeting(
-    meeting_id: int, session: SessionDep, settings: SettingsDep, principal: Staff, request: Request
+    meeting_id: int, _: ManagedMeeting, session: SessionDep, settings: SettingsDep, principal: Staff, request: Request
 ) -> MeetingPublic:
-    managed_meeting(session, principal, meeting_id)
     meeting = store.open_meeting(session=session, actor=principal.name, meeting_id=meeting_id)
     notify_changed(request, meeting_id)
     return meeting_public(session, settings, meeting)
@@ -292,10 +260,9 @@ def void_meeting(
 
 
 @router.delete("/meetings/{meeting_id}", status_code=204, tags=["meetings"])
-def delete_meeting(meeting_id: int, session: SessionDep, principal: Staff) -> Response:
+def delete_meeting(meeting_id: int, _: ManagedMeeting, session: SessionDep, principal: Staff) -> Response:
     """Delete a meeting that never opened, with any codes minted for it; 409 once it has opened
     (void it instead)."""
-    managed_meeting(session, principal, meeting_id)
     store.delete_meeting(session=session, actor=principal.name, meeting_id=meeting_id)
     return Response(status_code=204)
 
@@ -326,43 +293,23 @@ def mint_tokens(
 
 
 @router.get("/meetings/{meeting_id}/tally", tags=["results"])
-def get_tally(meeting_id: int, session: SessionDep, settings: SettingsDep, principal: Reader) -> TallyPublic:
+def get_tally(meeting_id: int, _: SeenMeeting, session: SessionDep, settings: SettingsDep) -> TallyPublic:
     """Live turnout; figures as last published, which move only when a group of at least K ballots
     is mixed into the box, and at close; no rater group apart until close."""
-    seen_meeting(session, principal, meeting_id)
-    view = store.tally(session=session, meeting_id=meeting_id)
-    figures = store.published_figures(session=session, meeting=view.meeting, row=view.tally, k=settings.k_anonymity)
-    return TallyPublic(
-        meeting_id=meeting_id,
-        state=view.meeting.state,
-        attendance=view.meeting.attendance,
-        tokens_issued=view.issued,
-        ballots_counted=view.counted,
-        k=settings.k_anonymity,
-        published_at_count=view.tally.published_count,
-        figures=FiguresPublic.model_validate_json(figures) if figures else None,
-    )
+    return tally_public(session, meeting_id, settings.k_anonymity)
 
 
-def result_public(session: Session, result: Any) -> ResultPublic:
-    return ResultPublic(
-        meeting_id=result.meeting_id,
-        version=result.version,
-        digest=result.digest,
-        digest_format=result.digest_format,
-        versions=[r.version for r in store.results_of(session=session, meeting_id=result.meeting_id)],
-        closed_at=result.created_at,
-        figures=FiguresPublic.model_validate_json(result.figures),
-    )
+def result_public(session: Session, result: Result) -> ResultPublic:
+    versions = [r.version for r in store.results_of(session=session, meeting_id=result.meeting_id)]
+    return ResultPublic.from_row(result, versions=versions)
 
 
 @router.get("/meetings/{meeting_id}/result", tags=["results"])
 def get_result(
-    meeting_id: int, session: SessionDep, principal: Reader, version: Annotated[int | None, Query(ge=1)] = None
+    meeting_id: int, _: SeenMeeting, session: SessionDep, version: Annotated[int | None, Query(ge=1)] = None
 ) -> ResultPublic:
     """The frozen result of a closed meeting (409 while it is not closed); with `version`, that
     version, whatever the meeting's state now (404 if it has none of that number)."""
-    seen_meeting(session, principal, meeting_id)
     if version is None:
         return result_public(session, store.latest_result(session=session, meeting_id=meeting_id))
     return result_public(session, store.result_version(session=session, meeting_id=meeting_id, version=version))

@@ -10,10 +10,11 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from app import store
-from app.models import ApiModel, ErrorBody, UtcDateTime
-from app.routes.access import Admin, Staff
-from app.routes.api import managed_meeting
+from app.auth import UserRole
+from app.routes.access import Admin, Staff, managed_meeting
 from app.routes.deps import SessionDep
+from app.schemas import ApiModel, ErrorBody, UtcDateTime
+from app.tables import ApiKey, User
 
 ERRORS: dict[int | str, dict[str, Any]] = {status: {"model": ErrorBody} for status in (401, 403, 404, 409, 422)}
 router = APIRouter(prefix="/api/v1", responses=ERRORS)
@@ -37,9 +38,14 @@ class AccountPublic(BaseModel):
     id: int
     username: str
     display_name: str
-    role: str
+    role: UserRole
     categories: list[str]
     active: bool
+
+    @classmethod
+    def from_row(cls, user: User) -> AccountPublic:
+        return cls.model_validate({"id": user.id, "username": user.username, "display_name": user.display_name,
+                                   "role": user.role, "categories": user.categories.split(), "active": user.active})
 
 
 class ApiKeyCreate(ApiModel):
@@ -54,6 +60,11 @@ class ApiKeyPublic(BaseModel):
     created_at: UtcDateTime
     last_used_on: dt.date | None
     revoked: bool
+
+    @classmethod
+    def from_row(cls, key: ApiKey) -> ApiKeyPublic:
+        return cls.model_validate({"id": key.id, "name": key.name, "scopes": key.scopes, "created_at": key.created_at,
+                                   "last_used_on": key.last_used_on, "revoked": key.revoked})
 
 
 class ApiKeyCreated(ApiKeyPublic):
@@ -77,19 +88,9 @@ class VoidReport(BaseModel):
     voided: int
 
 
-def _account(user: Any) -> AccountPublic:
-    return AccountPublic(id=user.id, username=user.username, display_name=user.display_name, role=user.role,
-                         categories=user.categories.split(), active=user.active)
-
-
-def _key(key: Any) -> ApiKeyPublic:
-    return ApiKeyPublic(id=key.id, name=key.name, scopes=key.scopes, created_at=key.created_at,
-                        last_used_on=key.last_used_on, revoked=key.revoked)
-
-
 @router.get("/accounts", tags=["administration"])
 def list_accounts(session: SessionDep, _: Admin) -> list[AccountPublic]:
-    return [_account(user) for user in store.list_users(session=session)]
+    return [AccountPublic.from_row(user) for user in store.list_users(session=session)]
 
 
 @router.post("/accounts", status_code=201, tags=["administration"])
@@ -97,31 +98,31 @@ def create_account(body: AccountCreate, session: SessionDep, principal: Admin) -
     user = store.create_user(session=session, actor=principal.name, username=body.username,
                              display_name=body.display_name, password=body.password, role=body.role,
                              categories=body.categories)
-    return _account(user)
+    return AccountPublic.from_row(user)
 
 
 @router.patch("/accounts/{user_id}", tags=["administration"])
 def update_account(user_id: int, body: AccountUpdate, session: SessionDep, principal: Admin) -> AccountPublic:
     user = store.update_user(session=session, actor=principal.name, user_id=user_id, role=body.role,
                              categories=body.categories, active=body.active)
-    return _account(user)
+    return AccountPublic.from_row(user)
 
 
 @router.get("/api-keys", tags=["administration"])
 def list_api_keys(session: SessionDep, _: Admin) -> list[ApiKeyPublic]:
-    return [_key(key) for key in store.list_api_keys(session=session)]
+    return [ApiKeyPublic.from_row(key) for key in store.list_api_keys(session=session)]
 
 
 @router.post("/api-keys", status_code=201, tags=["administration"])
 def create_api_key(body: ApiKeyCreate, session: SessionDep, principal: Admin) -> ApiKeyCreated:
     key = store.create_api_key(session=session, name=body.name, scopes=body.scopes, actor=principal.name)
     row = store.list_api_keys(session=session)[-1]
-    return ApiKeyCreated(key=key, **_key(row).model_dump())
+    return ApiKeyCreated(key=key, **ApiKeyPublic.from_row(row).model_dump())
 
 
 @router.post("/api-keys/{key_id}/revoke", tags=["administration"])
 def revoke_api_key(key_id: int, session: SessionDep, principal: Admin) -> ApiKeyPublic:
-    return _key(store.revoke_api_key(session=session, actor=principal.name, key_id=key_id))
+    return ApiKeyPublic.from_row(store.revoke_api_key(session=session, actor=principal.name, key_id=key_id))
 
 
 @router.get("/audit", tags=["administration"])

@@ -12,8 +12,6 @@ phone brings, and it must not reach a log.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -25,10 +23,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from app import store, text
 from app.db import Database
 from app.errors import DomainError, Invalid, Problem
-from app.i18n import Lang
 from app.routes.deps import wrong_code
-from app.routes.pages import PAGE_HEADERS, Page, PageDep, meeting_of_screen_key, plain, screen_key
-from app.templates import COMMENT_MAX_CHARS, BallotTemplate
+from app.routes.pages import PAGE_HEADERS, Page, PageDep, meeting_of_screen_key, screen_key
+from app.routes.views import ballot_view
+from app.templates import COMMENT_MAX_CHARS
 from app.tokens import normalize
 from app.writer import WriteFailed, WriterUnavailable
 
@@ -95,72 +93,6 @@ def refusal(page: Page, code: str, access: store.BallotAccess, *, posted: bool) 
 
 
 # ---- the ballot --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class GradeView:
-    key: str
-    label: str
-    score: str
-    checked: bool
-
-
-@dataclass(frozen=True)
-class PointView:
-    id: str
-    number: int
-    name: str
-    max: str
-    grades: list[GradeView]
-    value: str
-    problem: str
-
-
-@dataclass(frozen=True)
-class ItemView:
-    name: str
-    max: str
-    points: list[PointView]
-
-
-def ballot_view(
-    template: BallotTemplate, lang: Lang, answers: Mapping[str, Any], problems: Mapping[str, str]
-) -> list[ItemView]:
-    items = []
-    number = 0
-    for item in template.items:
-        points = []
-        for point in item.points:
-            number += 1
-            given = answers.get(point.id)
-            given = given.strip() if isinstance(given, str) else ""
-            grades = []
-            if template.input_of(point) == "grades":
-                grades = [
-                    GradeView(
-                        key=grade.key,
-                        label=(grade.label_en or grade.label) if lang == "en" else grade.label,
-                        score=plain(grade.fraction * point.max),
-                        checked=template.grade_key(given) == grade.key,
-                    )
-                    for grade in template.grades
-                ]
-            points.append(
-                PointView(
-                    id=point.id, number=number,
-                    name=(point.name_en or point.name) if lang == "en" else point.name,
-                    max=plain(point.max), grades=grades, value="" if grades else given,
-                    problem=problems.get(point.id, ""),
-                )
-            )
-        items.append(
-            ItemView(
-                name=(item.name_en or item.name) if lang == "en" else item.name,
-                max=plain(sum((point.max for point in item.points), Decimal(0))),
-                points=points,
-            )
-        )
-    return items
 
 
 def render_ballot(

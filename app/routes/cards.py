@@ -16,19 +16,22 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel
+from sqlmodel import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import store
 from app.db import Database
 from app.errors import Conflict
-from app.models import CardsBody
 from app.qr import qr_svg
-from app.routes.access import Staff
-from app.routes.api import managed_meeting
+from app.routes.access import ManagedMeeting, Staff, managed_meeting
 from app.routes.ballot import link_unknown, screen_meeting_of
 from app.routes.console_live import pushed
 from app.routes.deps import KeysDep, SessionDep, SettingsDep
-from app.routes.pages import PAGE_HEADERS, PageDep, inline_asset, screen_urls
+from app.routes.pages import PAGE_HEADERS, Page, PageDep, inline_asset, screen_urls
+from app.schemas import CardsBody
+from app.sealing import ServerKeys
+from app.settings import Settings
+from app.tables import Meeting
 from app.tokens import printable
 
 router = APIRouter()
@@ -76,7 +79,15 @@ def mint_cards(
     """
     # Who may mint cards is who may mint codes: POST /api/v1/meetings/{id}/tokens.
     meeting = managed_meeting(session, principal, meeting_id)
-    minted = store.mint_token_batches(session=session, actor=principal.name, meeting_id=meeting_id,
+    return card_sheet(session=session, settings=settings, keys=keys, page=page, actor=principal.name, meeting=meeting,
+                      body=body)
+
+
+def card_sheet(*, session: Session, settings: Settings, keys: ServerKeys, page: Page, actor: str, meeting: Meeting,
+               body: CardsBody) -> Response:
+    """Mint the cards the body asks for and answer with their sheet: the API's answer, and the
+    console's page after its form."""
+    minted = store.mint_token_batches(session=session, actor=actor, meeting_id=meeting.id,  # type: ignore[arg-type]
                                       batches=body.batches(), keys=keys)
     unit, _ = store.unit_of(session=session, meeting=meeting)
     groups = {spec.key: (index, spec.name) for index, spec in enumerate(store.group_specs(meeting))}
@@ -112,14 +123,13 @@ class ScreenLinks(BaseModel):
 
 
 @router.get("/api/v1/meetings/{meeting_id}/screen", tags=["meetings"])
-def screen_links(meeting_id: int, session: SessionDep, settings: SettingsDep, principal: Staff) -> ScreenLinks:
+def screen_links(meeting_id: int, _: ManagedMeeting, session: SessionDep, settings: SettingsDep) -> ScreenLinks:
     """A screen meeting's links: the projector page to open, and the link its QR code holds.
 
     `claimed` is how many codes phones have taken so far, out of the declared `attendance`.
     """
-    managed_meeting(session, principal, meeting_id)
     meeting = store.screen_meeting(conn=session, meeting_id=meeting_id)
-    assert meeting is not None, "managed_meeting found it"
+    assert meeting is not None, "ManagedMeeting found it"
     if meeting.mode != "screen":
         raise Conflict("meeting_not_screen")
     claim_url, screen_url = screen_urls(settings, meeting_id)

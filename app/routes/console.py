@@ -27,9 +27,9 @@ from app.errors import DomainError
 from app.labels import actor_label, detail_text
 from app.localtime import local_date, local_text, zone_label
 from app.messages import TERMS
-from app.models import AuditEvent
 from app.routes.access import SESSION_TOKEN, csrf_token
 from app.routes.pages import asset_url
+from app.tables import AuditEvent
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent.parent / "templates"
 templates = Jinja2Templates(directory=TEMPLATE_DIR)
@@ -143,7 +143,7 @@ def render(
             "mode_names": MODE_NAMES,
             "action_names": ACTION_NAMES,
             "nav": [(href, label) for href, label, roles in NAV if principal and principal.role in roles],
-            # Phone paths carry no session (see main.SessionsExceptPhones): no form of theirs needs one.
+            # Phone paths carry no session (see middleware.SessionsExceptPhones): no form of theirs needs one.
             "csrf": csrf_token(request) if "session" in request.scope else "",
             "flashes": flashes,
             "errors": context.pop("errors", {}),

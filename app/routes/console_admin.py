@@ -16,6 +16,7 @@ from app.labels import actor_label
 from app.routes.access import Admin, Reader
 from app.routes.console import audit_rows, field_errors, flash, redirect, render
 from app.routes.deps import SessionDep
+from app.routes.views import visible_overview
 from app.templates import parse_template
 
 router = APIRouter(include_in_schema=False)
@@ -182,8 +183,6 @@ def overview_page(
     request: Request, session: SessionDep, principal: Reader, year: int | None = None, category: str = ""
 ) -> HTMLResponse:
     """Each unit's on-site reviews over three years; units without one in three years stand out."""
-    from app.routes.console_exports import visible_overview
-
     year = year or dt.date.today().year
     visible = [c for c in store.categories(session=session) if principal.sees(c.key)]
     chosen = category if category in {c.key for c in visible} else ""

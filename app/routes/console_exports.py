@@ -11,15 +11,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from app import sheets, store
-from app.errors import Invalid
 from app.export import groups_table, overview_table, points_table, results_table
-from app.export_schema import OverviewPage, ResultRecord
-from app.overview import build_overview
-from app.routes.access import Reader
-from app.routes.api import seen_meeting
+from app.routes.access import Reader, seen_meeting
 from app.routes.console import render
 from app.routes.deps import SessionDep, SettingsDep
 from app.routes.results import CSV_MIME, XLSX_MIME
+from app.routes.views import visible_overview
+from app.schemas import ResultRecord
 
 router = APIRouter(include_in_schema=False)
 
@@ -66,17 +64,6 @@ def export_results(kind: Format, session: SessionDep, settings: SettingsDep, pri
     name = f"results-meeting-{meeting}" if meeting is not None else "-".join(
         ["results", *(str(part) for part in (year, category) if part)])
     return _download(body, kind, name)
-
-
-def visible_overview(session: SessionDep, principal: Reader, year: int, category: str) -> OverviewPage:
-    visible = [c.key for c in store.categories(session=session) if principal.sees(c.key)]
-    chosen = category if category in visible else None
-    if category and chosen is None:
-        raise Invalid("unit_unknown_category", category=category, allowed="/".join(visible))
-    page = build_overview(year=year, category=chosen,
-                          units=store.overview_units(session=session, year=year, category=chosen))
-    units = [unit for unit in page.units if principal.sees(unit.category)]
-    return page.model_copy(update={"units": units, "overdue": [u.unit_code for u in units if u.overdue]})
 
 
 @router.get("/exports/overview.{kind}")

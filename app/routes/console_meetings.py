@@ -14,17 +14,17 @@ from starlette.concurrency import run_in_threadpool
 
 from app import store
 from app.auth import Principal
-from app.disclosure import group_counts_visible
-from app.errors import Conflict, DomainError, Forbidden, Problem, field_reason, invalid_with
-from app.messages import MESSAGES
-from app.models import CardsBody, GroupIn, Meeting, MeetingCreate
-from app.routes.access import Reader, Staff, ensure_manages
-from app.routes.api import managed_meeting, seen_meeting
+from app.errors import Conflict, DomainError, Forbidden
+from app.meeting_form import default_title, group_rows, meeting_body
+from app.routes.access import ManagedMeeting, Reader, SeenMeeting, Staff, ensure_manages
+from app.routes.cards import card_sheet
 from app.routes.console import audit_rows, field_errors, flash, redirect, render
 from app.routes.deps import SessionDep, SettingsDep, notify_changed
-from app.routes.pages import screen_path
+from app.routes.pages import Page, screen_path
+from app.schemas import CardsBody
 from app.settings import Settings
 from app.store import DEFAULT_GROUPS
+from app.tables import Meeting
 
 router = APIRouter(include_in_schema=False)
 
@@ -60,11 +60,6 @@ def _meeting_form_context(session: Session, principal: Principal) -> dict[str, A
     return {"units": units, "templates": templates, "default_groups": DEFAULT_GROUPS}
 
 
-def default_title(unit_name: str, year: int | str) -> str:
-    """The title a review meeting usually has; the unit's name first, since every unit's is alike."""
-    return f"{unit_name}{year}年度党建工作述职评议会"
-
-
 @router.get("/meetings/new")
 def new_meeting_page(request: Request, session: SessionDep, principal: Staff, unit: str = "") -> HTMLResponse:
     today = dt.date.today()
@@ -76,9 +71,6 @@ def new_meeting_page(request: Request, session: SessionDep, principal: Staff, un
         form[f"group_key_{index}"], form[f"group_name_{index}"] = key, name
     return render(request, "organizer/meeting_form.html", principal, form=form,
                   **_meeting_form_context(session, principal))
-
-
-GROUP_ROWS = 6
 
 
 @router.post("/meetings/new")
@@ -94,7 +86,7 @@ def _create_meeting(request: Request, session: Session, principal: Principal, fo
         unit = store.find_unit(session=session, code=form.get("unit_code", ""))
         if unit is not None and not form.get("title", "").strip() and form.get("year", "").strip().isdigit():
             form = {**form, "title": default_title(unit.name, form["year"].strip())}
-        body = _meeting_body(form)
+        body = meeting_body(form)
         if unit is not None:
             ensure_manages(principal, unit.category_key)
         meeting = store.create_meeting(session=session, actor=principal.name, body=body)
@@ -105,61 +97,13 @@ def _create_meeting(request: Request, session: Session, principal: Principal, fo
     return redirect(f"/meetings/{meeting.id}")
 
 
-def _meeting_body(form: dict[str, str]) -> MeetingCreate:
-    template_id, _, version = form.get("template", "default").partition(":")
-    groups = []
-    for index in range(GROUP_ROWS):
-        name = form.get(f"group_name_{index}", "").strip()
-        # The default groups keep their keys (hidden fields); a group the organizer names gets one.
-        key = form.get(f"group_key_{index}", "").strip() or (f"g{index + 1}" if name else "")
-        if key or name:
-            groups.append({"key": key, "name": name, "weight": form.get(f"group_weight_{index}", "").strip() or None})
-    try:
-        return MeetingCreate(
-            unit_code=form.get("unit_code", ""),
-            year=form.get("year") or 0,
-            date=form.get("date") or None,
-            title=form.get("title", ""),
-            mode=form.get("mode", "cards"),
-            attendance=form.get("attendance") or 0,
-            template_id=template_id or "default",
-            template_version=int(version) if version.isdigit() else None,
-            groups=[GroupIn(**group) for group in groups] or None,
-            trim=form.get("trim") or 0,
-            component_weight=form.get("component_weight", "0.4"),
-            flagged_rule=form.get("flagged_rule", "count"),
-        )
-    except ValidationError as exc:
-        # The form's fields by their names on the page (app.messages.TERMS), not their place in a model.
-        raise invalid_with([_form_problem(err) for err in exc.errors()]) from None
-
-
-def _form_problem(err: Any) -> Problem:
-    context = dict(err.get("ctx") or {})
-    path = str(context.pop("path", ""))
-    field = path.rsplit(".", 1)[-1] if path else str(err["loc"][-1]) if err.get("loc") else "form"
-    if err.get("type") in MESSAGES:
-        return Problem(err["type"], {**context, "field": field})
-    return Problem("field_reason", {"field": field, "reason": field_reason(err)})
-
-
 def _meeting_view(session: Session, meeting: Meeting, settings: Settings) -> dict[str, Any]:
     k = settings.k_anonymity
     unit, category = store.unit_of(session=session, meeting=meeting)
     counts = store.token_counts(session=session, meeting_id=meeting.id)  # type: ignore[arg-type]
     shown = store.shown_groups(session=session, meeting=meeting)
-    groups: list[dict[str, Any]] = []
     specs = store.group_specs(meeting)
-    for spec in specs:
-        entry: dict[str, int | None] = dict(counts.get(spec.key, {"issued": 0, "spent": 0, "void": 0}))
-        if not group_counts_visible(meeting.state, shown, spec.key):
-            # While voting goes on, each group's count would tell the room which group just voted.
-            entry["spent"] = None
-        # Only a group that was given cards, but fewer than K, has a breakdown that will stay hidden.
-        groups.append({"spec": spec, **entry, "short": 0 < (entry["issued"] or 0) < k})
-    ungrouped: dict[str, int | None] | None = dict(counts[None]) if None in counts else None
-    if ungrouped is not None and not group_counts_visible(meeting.state, shown, None):
-        ungrouped["spent"] = None
+    groups, ungrouped = group_rows(specs, counts, state=meeting.state, shown=shown, k=k)
     view = store.tally(session=session, meeting_id=meeting.id)  # type: ignore[arg-type]
     template = store.get_template(session=session, template_id=meeting.template_id, version=meeting.template_version)
     events = store.list_audit(session=session, meeting_id=meeting.id, limit=20)
@@ -175,9 +119,8 @@ def _meeting_view(session: Session, meeting: Meeting, settings: Settings) -> dic
 
 @router.get("/meetings/{meeting_id}")
 def meeting_page(
-    meeting_id: int, request: Request, session: SessionDep, settings: SettingsDep, principal: Reader
+    meeting: SeenMeeting, request: Request, session: SessionDep, settings: SettingsDep, principal: Reader
 ) -> HTMLResponse:
-    meeting = seen_meeting(session, principal, meeting_id)
     view = _meeting_view(session, meeting, settings)
     return render(request, "organizer/meeting.html", principal, can_manage=principal.manages(view["category"].key),
                   **view)
@@ -191,13 +134,13 @@ def projector_link(settings: Settings, meeting: Meeting) -> str | None:
 @router.post("/meetings/{meeting_id}/open")
 def open_meeting(
     meeting_id: int,
+    meeting: ManagedMeeting,
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
     principal: Staff,
     confirm: Annotated[str, Form()] = "",
 ) -> Response:
-    meeting = managed_meeting(session, principal, meeting_id)
     view = _meeting_view(session, meeting, settings)
     short = [g for g in view["groups"] if g["short"]]
     if short and not confirm:
@@ -213,6 +156,7 @@ def open_meeting(
 @router.post("/meetings/{meeting_id}/close")
 def close_meeting(
     meeting_id: int,
+    meeting: ManagedMeeting,
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
@@ -220,7 +164,6 @@ def close_meeting(
     confirm: Annotated[str, Form()] = "",
     risk_reason: Annotated[str, Form()] = "",
 ) -> Response:
-    meeting = managed_meeting(session, principal, meeting_id)
     if not confirm and meeting.state == "open":
         # Say, at the moment of closing, how many of the declared attendance have not voted.
         view = _meeting_view(session, meeting, settings)
@@ -248,13 +191,13 @@ def close_meeting(
 @router.post("/meetings/{meeting_id}/reopen")
 def reopen_meeting(
     meeting_id: int,
+    meeting: ManagedMeeting,
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
     principal: Staff,
     reason: Annotated[str, Form()] = "",
 ) -> Response:
-    meeting = managed_meeting(session, principal, meeting_id)
     try:
         store.reopen_meeting(session=session, actor=principal.name, meeting_id=meeting_id, reason=reason)
     except DomainError as error:
@@ -269,6 +212,7 @@ def reopen_meeting(
 @router.post("/meetings/{meeting_id}/void-meeting")
 def void_meeting(
     meeting_id: int,
+    meeting: ManagedMeeting,
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
@@ -276,7 +220,6 @@ def void_meeting(
     reason: Annotated[str, Form()] = "",
 ) -> Response:
     """作废: the meeting stops counting (store.void_meeting); the reason goes to the audit log."""
-    meeting = managed_meeting(session, principal, meeting_id)
     try:
         store.void_meeting(session=session, actor=principal.name, meeting_id=meeting_id, reason=reason)
     except DomainError as error:
@@ -292,6 +235,7 @@ def void_meeting(
 @router.post("/meetings/{meeting_id}/delete")
 def delete_meeting(
     meeting_id: int,
+    meeting: ManagedMeeting,
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
@@ -299,7 +243,6 @@ def delete_meeting(
     confirm: Annotated[str, Form()] = "",
 ) -> Response:
     """Delete a meeting that never opened; the first press asks to confirm, naming any printed cards."""
-    meeting = managed_meeting(session, principal, meeting_id)
     view = _meeting_view(session, meeting, settings)
     if not confirm and meeting.state == "draft":
         return render(request, "organizer/meeting.html", principal, can_manage=True, confirm_delete=True, **view)
@@ -316,6 +259,7 @@ def delete_meeting(
 @router.post("/meetings/{meeting_id}/cards")
 def print_cards(
     meeting_id: int,
+    meeting: ManagedMeeting,
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
@@ -324,10 +268,6 @@ def print_cards(
     group: Annotated[str, Form()] = "",
 ) -> Response:
     """Mint cards and go straight to the printable sheet: the only time their codes exist in clear."""
-    from app.routes.cards import mint_cards
-    from app.routes.pages import Page
-
-    meeting = managed_meeting(session, principal, meeting_id)
     try:
         body = CardsBody(count=int(count) if count.strip().isdigit() else 0, group=group or None)
     except ValidationError:
@@ -335,26 +275,23 @@ def print_cards(
         return render(request, "organizer/meeting.html", principal, status=422, can_manage=True,
                       form={"count": count, "group": group},
                       errors={"count": f"请填写 1 到 {store.MAX_MINT} 之间的张数"}, **view)
-    response = mint_cards(meeting_id, body, session, settings, request.app.state.keys, principal, Page(request))
+    response = card_sheet(session=session, settings=settings, keys=request.app.state.keys, page=Page(request),
+                          actor=principal.name, meeting=meeting, body=body)
     notify_changed(request, meeting_id)
     return response
 
 
 @router.post("/meetings/{meeting_id}/cards/all")
-async def print_all_cards(meeting_id: int, request: Request, session: SessionDep, settings: SettingsDep,
-                          principal: Staff) -> Response:
+async def print_all_cards(meeting_id: int, meeting: ManagedMeeting, request: Request, session: SessionDep,
+                          settings: SettingsDep, principal: Staff) -> Response:
     """Every rater group's cards on one sheet: one print job, shuffled and handed out together."""
     raw = await request.form()  # one count field per group: read them all
     form = {key: str(value) for key, value in raw.items() if isinstance(value, str)}
-    return await run_in_threadpool(_print_all_cards, meeting_id, request, session, settings, principal, form)
+    return await run_in_threadpool(_print_all_cards, meeting, request, session, settings, principal, form)
 
 
-def _print_all_cards(meeting_id: int, request: Request, session: Session, settings: Settings,
+def _print_all_cards(meeting: Meeting, request: Request, session: Session, settings: Settings,
                      principal: Principal, form: dict[str, str]) -> Response:
-    from app.routes.cards import mint_cards
-    from app.routes.pages import Page
-
-    meeting = managed_meeting(session, principal, meeting_id)
     counts = {spec.key: form.get(f"count_{spec.key}", "").strip() for spec in store.group_specs(meeting)}
     wanted = {key: int(n) for key, n in counts.items() if n.isdigit() and int(n) > 0}
     try:
@@ -364,20 +301,21 @@ def _print_all_cards(meeting_id: int, request: Request, session: Session, settin
         return render(request, "organizer/meeting.html", principal, status=422, can_manage=True,
                       form={f"count_{key}": n for key, n in counts.items()},
                       errors={"all": f"请至少为一个类别填写张数（每类 1 到 {store.MAX_MINT} 张）"}, **view)
-    response = mint_cards(meeting_id, body, session, settings, request.app.state.keys, principal, Page(request))
-    notify_changed(request, meeting_id)
+    response = card_sheet(session=session, settings=settings, keys=request.app.state.keys, page=Page(request),
+                          actor=principal.name, meeting=meeting, body=body)
+    notify_changed(request, meeting.id)  # type: ignore[arg-type]
     return response
 
 
 @router.post("/meetings/{meeting_id}/void")
 def void_tokens(
     meeting_id: int,
+    _: ManagedMeeting,
     request: Request,
     session: SessionDep,
     principal: Staff,
     group: Annotated[str, Form()] = "",
 ) -> Response:
-    managed_meeting(session, principal, meeting_id)
     count = store.void_unused_tokens(session=session, actor=principal.name, meeting_id=meeting_id,
                                      group=group or None)
     notify_changed(request, meeting_id)

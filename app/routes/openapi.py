@@ -16,7 +16,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from fastapi.utils import generate_unique_id
 
-from app.export_schema import RESULT_EXAMPLE
+from app.schemas import RESULT_EXAMPLE
 from app.templates import default_template
 
 # route function name -> operation id; only for routes in the schema (the pages are not).

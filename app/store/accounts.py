@@ -12,15 +12,10 @@ from sqlmodel import Session, col
 
 from app import auth, text
 from app.errors import Conflict, Invalid, NotFound, Unauthorized, invalid_with
-from app.models import (
-    ApiKey,
-    KnownBrowser,
-    OrganizerSession,
-    User,
-)
 from app.store.base import API_KEY_PREFIX, API_SCOPES, audit
 from app.store.clock import database_now
 from app.store.units import _category_keys
+from app.tables import ApiKey, KnownBrowser, OrganizerSession, User
 
 
 def _key_hash(key: str) -> str:

@@ -8,10 +8,8 @@ from sqlalchemy import Connection, func, select
 from sqlmodel import Session, col
 
 from app.errors import Conflict, NotFound
-from app.models import (
-    TemplateVersion,
-)
 from app.store.base import audit
+from app.tables import TemplateVersion
 from app.templates import BallotTemplate, parse_template
 
 

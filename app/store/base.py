@@ -7,13 +7,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlmodel import Session, col
 
-from app.models import (
-    AuditEvent,
-    Category,
-    TemplateVersion,
-    Unit,
-)
 from app.scoring import canonical_json
+from app.tables import AuditEvent, Category, TemplateVersion, Unit
 from app.templates import default_template
 
 CATEGORIES: tuple[tuple[str, str, str], ...] = (

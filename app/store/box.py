@@ -22,10 +22,10 @@ from sqlmodel import Session, col
 
 from app.disclosure import mix_selection, random_order
 from app.figures import StoredBallot, rules_of
-from app.models import Ballot, Meeting, MeetingSeal, SealedBallot, Tally, TemplateVersion, Turnout
 from app.scoring import ScoredBallot, canonical_json, score_ballot
 from app.sealing import Sealer, ServerKeys, sealed_size
 from app.store.ballot_templates import template_from_body
+from app.tables import Ballot, Meeting, MeetingSeal, SealedBallot, Tally, TemplateVersion, Turnout
 from app.tally import MeetingTally
 from app.templates import BallotTemplate
 

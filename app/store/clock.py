@@ -15,7 +15,7 @@ import datetime as dt
 from sqlalchemy import Connection, func, select, text
 from sqlmodel import Session, col
 
-from app.models import Result
+from app.tables import Result
 
 # Any constant shared by every process: the key of the transaction-level advisory lock that
 # serialises the numbering of results on PostgreSQL.

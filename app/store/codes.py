@@ -10,12 +10,10 @@ from sqlmodel import Session, col
 from app import tokens as tokens_mod
 from app.errors import Conflict, Invalid
 from app.figures import group_specs
-from app.models import (
-    BallotToken,
-)
 from app.sealing import ServerKeys
 from app.store.base import MAX_MINT, audit
 from app.store.meetings import get_meeting
+from app.tables import BallotToken
 
 
 def mint_tokens(

@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
-import secrets
-import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
-from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy import Engine, delete, select, update
 from sqlmodel import Session, col
 
 from app import text
 from app.disclosure import can_close, reclose_gap_ok
 from app.errors import Conflict, Forbidden, Invalid, NotFound
-from app.export import result_record
-from app.export_schema import WebhookBody, WebhookEvent
 from app.figures import (
     WHOLE_RESULT,
     Subject,
@@ -26,30 +20,9 @@ from app.figures import (
     breakdown_to_json,
     digest_of,
     figures_for,
-    group_specs,
-    public_figures,
     rules_document,
-    rules_from_document,
-    rules_of,
-    without_groups,
 )
-from app.models import (
-    AuditEvent,
-    BallotToken,
-    Category,
-    FiguresPublic,
-    GroupIn,
-    Meeting,
-    MeetingCreate,
-    MeetingSeal,
-    Result,
-    SealedBallot,
-    Tally,
-    Turnout,
-    Unit,
-    WebhookDelivery,
-    WebhookEndpoint,
-)
+from app.schemas import GroupIn, MeetingCreate
 from app.scoring import canonical_json
 from app.sealing import ServerKeys, new_salt
 from app.store import box
@@ -57,7 +30,19 @@ from app.store.ballot_templates import get_template
 from app.store.base import DEFAULT_GROUPS, audit
 from app.store.clock import database_now, next_result_number
 from app.store.units import create_unit, find_unit
-from app.tally import Snapshot
+from app.store.webhooks import enqueue_result_event
+from app.tables import (
+    AuditEvent,
+    BallotToken,
+    Category,
+    Meeting,
+    MeetingSeal,
+    Result,
+    SealedBallot,
+    Tally,
+    Turnout,
+    Unit,
+)
 
 
 def _check_groups(groups: Sequence[GroupIn]) -> list[dict[str, str | None]]:
@@ -365,94 +350,6 @@ def results_of(*, session: Session, meeting_id: int) -> list[Result]:
     )
 
 
-@dataclass(frozen=True)
-class Verification:
-    meeting_id: int
-    version: int
-    stored_digest: str
-    computed_digest: str
-    stored: FiguresPublic
-    computed: FiguresPublic
-
-    @property
-    def digest_matches(self) -> bool:
-        return self.stored_digest == self.computed_digest
-
-    @property
-    def figures_match(self) -> bool:
-        return self.stored == self.computed
-
-    @property
-    def ok(self) -> bool:
-        return self.digest_matches and self.figures_match
-
-
-def verify_meeting(*, session: Session, meeting_id: int, k: int) -> Verification:
-    """Recompute a closed meeting's result and digest from its stored ballots, for comparison.
-
-    With the rules the result was frozen with (its K among them), not today's settings, and with the
-    meeting's own fields as they stand: a trim or a weight changed in the database after close, a
-    ballot changed, added or removed, a unit renamed in the result row, all change the digest.
-    ``k`` is used only for results frozen before their rules were kept (digest format 1).
-    """
-    result = latest_result(session=session, meeting_id=meeting_id)
-    meeting = get_meeting(session=session, meeting_id=meeting_id)
-    template = get_template(session=session, template_id=meeting.template_id, version=meeting.template_version)
-    ballots = box.meeting_ballots(conn=session, meeting_id=meeting_id)
-    earlier = [
-        breakdown_from_json(r.breakdown)
-        for r in results_of(session=session, meeting_id=meeting_id)
-        if r.version < result.version and r.breakdown is not None
-    ]
-    if result.rules is not None:
-        _, k = rules_from_document(json.loads(result.rules))
-    computed, _ = figures_for(template=template, meeting=meeting, ballots=ballots, k=k, earlier=earlier)
-    subject = Subject(unit_code=result.unit_code, unit_name=result.unit_name, category=result.category)
-    return Verification(
-        meeting_id=meeting_id,
-        version=result.version,
-        stored_digest=result.digest,
-        computed_digest=digest_of(result.digest_format, ballots=ballots, template=template, meeting=meeting, k=k,
-                                  subject=subject, earlier=earlier),
-        stored=FiguresPublic.model_validate_json(result.figures),
-        computed=computed,
-    )
-
-
-def peer_results(*, session: Session, meeting: Meeting) -> list[FiguresPublic]:
-    """The latest results of the closed meetings comparable with this one (itself included): same
-    category as frozen in the results, same year, same template version."""
-    own = latest_result(session=session, meeting_id=meeting.id)  # type: ignore[arg-type]
-    newest = (
-        select(col(Result.meeting_id).label("meeting_id"), func.max(col(Result.version)).label("version"))
-        .group_by(col(Result.meeting_id))
-        .subquery()
-    )
-    rows = session.scalars(
-        select(Result)
-        .join(newest, (col(Result.meeting_id) == newest.c.meeting_id) & (col(Result.version) == newest.c.version))
-        .join(Meeting, col(Meeting.id) == col(Result.meeting_id))
-        .where(
-            col(Result.category) == own.category,
-            col(Meeting.year) == meeting.year,
-            col(Meeting.state) == "closed",
-            col(Meeting.template_id) == meeting.template_id,
-            col(Meeting.template_version) == meeting.template_version,
-        )
-    ).all()
-    return [FiguresPublic.model_validate_json(row.figures) for row in rows]
-
-
-def meeting_comments(*, session: Session, meeting_id: int) -> list[str]:
-    """A closed meeting's comments, shuffled anew each time: their order tells nothing."""
-    meeting = get_meeting(session=session, meeting_id=meeting_id)
-    if meeting.state != "closed":
-        return []
-    comments = [b.comment for b in box.meeting_ballots(conn=session, meeting_id=meeting_id) if b.comment]
-    secrets.SystemRandom().shuffle(comments)
-    return comments
-
-
 def latest_result(*, session: Session, meeting_id: int) -> Result:
     meeting = get_meeting(session=session, meeting_id=meeting_id)
     if meeting.state == "voided":
@@ -485,60 +382,6 @@ def counted_review(*, session: Session, unit_id: int, year: int) -> int | None:
     ).first()
 
 
-@dataclass(frozen=True)
-class TallyView:
-    meeting: Meeting
-    tally: Tally  # the box and the figures published from it
-    counted: int  # codes spent: ballots acknowledged, sealed or already mixed
-    issued: int  # live codes
-
-
-def tally(*, session: Session, meeting_id: int) -> TallyView:
-    meeting = get_meeting(session=session, meeting_id=meeting_id)
-    row = session.get(Tally, meeting_id)
-    assert row is not None
-    turnout = session.get(Turnout, meeting_id)
-    issued = session.execute(
-        select(func.count())
-        .select_from(BallotToken)
-        .where(col(BallotToken.meeting_id) == meeting_id, col(BallotToken.void).is_(False))
-    ).scalar_one()
-    return TallyView(meeting, row, turnout.ballots if turnout is not None else 0, int(issued))
-
-
-# (meeting id, published count, K) -> (the published sums, the figures rendered from them, as JSON):
-# rendering takes about a millisecond, and every dashboard reads again after each step of K.
-_rendered: dict[tuple[int, int, int], tuple[str, str]] = {}
-RENDERED_KEPT = 256
-
-
-def published_figures(*, session: Session, meeting: Meeting, row: Tally, k: int) -> str | None:
-    """The figures last published, as FiguresPublic JSON; None before the first step of K.
-
-    After close they are the recount, kept in the row. While the meeting is open the mixer keeps
-    only the counts and trimmed sums as they stood after the last group (app.tally.Snapshot), and
-    the figures are rendered from them here, without rater groups apart: every worker renders the
-    same figures from the same sums.
-    """
-    if row.published is not None:
-        return row.published
-    if row.published_sums is None:
-        return None
-    assert meeting.id is not None
-    key = (meeting.id, row.published_count, k)
-    cached = _rendered.get(key)
-    if cached is not None and cached[0] == row.published_sums:
-        return cached[1]
-    template = get_template(session=session, template_id=meeting.template_id, version=meeting.template_version)
-    sums = Snapshot.from_json(row.published_sums)
-    figures = without_groups(sums.figures(template, group_specs(meeting), rules_of(meeting, k=k)))
-    text = public_figures(template, meeting, figures, sums.distribution()).model_dump_json()
-    if len(_rendered) >= RENDERED_KEPT:
-        del _rendered[next(iter(_rendered))]
-    _rendered[key] = (row.published_sums, text)
-    return text
-
-
 def seed_demo(*, session: Session, year: int, date: dt.date) -> Meeting:
     unit = create_unit(
         session=session,
@@ -559,45 +402,3 @@ def seed_demo(*, session: Session, year: int, date: dt.date) -> Meeting:
             attendance=35,
         ),
     )
-
-
-def enqueue_result_event(
-    *, session: Session, meeting: Meeting, event: WebhookEvent, result: Result | None = None
-) -> int:
-    """One outbox row per subscribed endpoint, in the caller's transaction: the event is stored
-    exactly when the state change is. Without ``result``, the meeting's latest one."""
-    endpoints = [
-        endpoint
-        for endpoint in session.scalars(
-            select(WebhookEndpoint).where(col(WebhookEndpoint.active).is_(True)).order_by(col(WebhookEndpoint.id))
-        )
-        if event in endpoint.events.split()
-    ]
-    if not endpoints:
-        return 0
-    if result is None:
-        result = session.scalars(
-            select(Result).where(col(Result.meeting_id) == meeting.id).order_by(col(Result.version).desc())
-        ).first()
-        assert result is not None, "only a meeting closed before has events"
-    category = session.get(Category, result.category)
-    assert category is not None
-    record = result_record(meeting=meeting, category=category, result=result)
-    now = database_now(session)
-    for endpoint in endpoints:
-        delivery_id = str(uuid.uuid4())
-        body = WebhookBody(event=event, delivery_id=delivery_id, occurred_at=now, result=record)
-        session.add(
-            WebhookDelivery(
-                id=delivery_id,
-                endpoint_id=endpoint.id,  # type: ignore[arg-type]
-                event=event,
-                meeting_id=meeting.id,  # type: ignore[arg-type]
-                result_version=result.version,
-                payload=body.model_dump_json(),
-                next_attempt_at=now,
-                created_at=now,
-                retry_from=now,
-            )
-        )
-    return len(endpoints)

@@ -9,13 +9,9 @@ from sqlalchemy import Connection, func, insert, select
 from sqlmodel import Session, col
 
 from app import tokens as tokens_mod
-from app.models import (
-    BallotToken,
-    Meeting,
-    Unit,
-)
 from app.sealing import ServerKeys
 from app.store.ballot_templates import get_template
+from app.tables import BallotToken, Meeting, Unit
 from app.templates import BallotTemplate
 
 TokenState = Literal["unknown", "void", "spent", "ready"]

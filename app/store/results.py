@@ -3,37 +3,28 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+import json
+import secrets
 from dataclasses import dataclass
-from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any
 
-from sqlalchemy import Connection, and_, func, select, update
+from sqlalchemy import and_, func, select
 from sqlmodel import Session, col
 
 from app.disclosure import Breakdown
-from app.errors import Conflict, Invalid, NotFound
+from app.errors import Invalid, NotFound
 from app.export import result_record
-from app.export_schema import ResultRecord
-from app.figures import StoredBallot, breakdown_from_json
-from app.models import (
-    Category,
-    Meeting,
-    Result,
-    WebhookAttempt,
-    WebhookDelivery,
-    WebhookEndpoint,
-)
+from app.figures import StoredBallot, Subject, breakdown_from_json, digest_of, figures_for, rules_from_document
 from app.overview import UnitYears, window as review_window
+from app.schemas import FiguresPublic, ResultRecord
+from app.store import box
 from app.store.ballot_templates import get_template
 from app.store.base import audit
 from app.store.box import meeting_ballots
-from app.store.clock import database_now
 from app.store.meetings import get_meeting, latest_result, results_of
 from app.store.units import _category_keys, categories, find_unit, list_units, review_years
+from app.tables import Category, Meeting, Result
 from app.templates import BallotTemplate
-
-DeliveryStatus = Literal["pending", "delivered", "failed", "cancelled"]
 
 
 def _latest_results() -> Any:
@@ -195,230 +186,89 @@ def audit_material(*, session: Session, actor: str, meeting_id: int) -> AuditMat
     return AuditMaterial(meeting, result, template, ballots, earlier)
 
 
-def _url_for_log(url: str) -> str:
-    # A URL may carry a password (https://user:pw@host/…); the audit log gets the host and path only.
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.hostname or "", parts.path, "", ""))
-
-
-def create_webhook(*, session: Session, actor: str, url: str, secret: str, events: Sequence[str]) -> WebhookEndpoint:
-    endpoint = WebhookEndpoint(url=url, secret=secret, events=" ".join(dict.fromkeys(events)))
-    session.add(endpoint)
-    session.flush()
-    audit(
-        session=session,
-        actor=actor,
-        action="webhook.create",
-        detail={"id": endpoint.id, "url": _url_for_log(url), "events": endpoint.events},
-    )
-    session.commit()
-    return endpoint
-
-
-def list_webhooks(*, session: Session) -> list[WebhookEndpoint]:
-    query = select(WebhookEndpoint).where(col(WebhookEndpoint.active).is_(True)).order_by(col(WebhookEndpoint.id))
-    return list(session.scalars(query))
-
-
-def get_webhook(*, session: Session, webhook_id: int) -> WebhookEndpoint:
-    endpoint = session.get(WebhookEndpoint, webhook_id)
-    if endpoint is None or not endpoint.active:
-        raise NotFound("webhook_not_found", id=webhook_id)
-    return endpoint
-
-
-def delete_webhook(*, session: Session, actor: str, webhook_id: int) -> None:
-    """Stop sending to an endpoint. Its delivery log stays; its secret is erased."""
-    endpoint = get_webhook(session=session, webhook_id=webhook_id)
-    endpoint.active = False
-    endpoint.secret = ""
-    session.add(endpoint)
-    session.execute(
-        update(WebhookDelivery)
-        .where(col(WebhookDelivery.endpoint_id) == webhook_id, col(WebhookDelivery.status) == "pending")
-        .values(status="cancelled")
-    )
-    audit(session=session, actor=actor, action="webhook.delete", detail={"id": webhook_id})
-    session.commit()
-
-
 @dataclass(frozen=True)
-class DeliveryLog:
-    delivery: WebhookDelivery
-    attempts: list[WebhookAttempt]
-
-
-def _with_attempts(session: Session, deliveries: Sequence[WebhookDelivery]) -> list[DeliveryLog]:
-    attempts: dict[str, list[WebhookAttempt]] = {d.id: [] for d in deliveries}
-    if deliveries:
-        for attempt in session.scalars(
-            select(WebhookAttempt)
-            .where(col(WebhookAttempt.delivery_id).in_(list(attempts)))
-            .order_by(col(WebhookAttempt.id))
-        ):
-            attempts[attempt.delivery_id].append(attempt)
-    return [DeliveryLog(d, attempts[d.id]) for d in deliveries]
-
-
-def list_deliveries(*, session: Session, webhook_id: int, limit: int = 100) -> list[DeliveryLog]:
-    """An endpoint's deliveries, newest first, each with its attempts."""
-    if session.get(WebhookEndpoint, webhook_id) is None:
-        raise NotFound("webhook_not_found", id=webhook_id)
-    deliveries = list(
-        session.scalars(
-            select(WebhookDelivery)
-            .where(col(WebhookDelivery.endpoint_id) == webhook_id)
-            .order_by(col(WebhookDelivery.created_at).desc(), col(WebhookDelivery.id))
-            .limit(limit)
-        )
-    )
-    return _with_attempts(session, deliveries)
-
-
-def get_delivery(*, session: Session, delivery_id: str) -> DeliveryLog:
-    delivery = session.get(WebhookDelivery, delivery_id)
-    if delivery is None:
-        raise NotFound("webhook_delivery_not_found", id=delivery_id)
-    return _with_attempts(session, [delivery])[0]
-
-
-def resend_delivery(*, session: Session, actor: str, delivery_id: str) -> DeliveryLog:
-    """Send a delivery again, with the same id and body: a receiver that has it already ignores it."""
-    delivery = session.get(WebhookDelivery, delivery_id)
-    if delivery is None:
-        raise NotFound("webhook_delivery_not_found", id=delivery_id)
-    endpoint = session.get(WebhookEndpoint, delivery.endpoint_id)
-    if endpoint is None or not endpoint.active:
-        raise Conflict("webhook_deleted", id=delivery.endpoint_id)
-    now = database_now(session)
-    delivery.status = "pending"
-    delivery.next_attempt_at = now
-    delivery.retry_from = now
-    session.add(delivery)
-    audit(
-        session=session,
-        actor=actor,
-        action="webhook.resend",
-        meeting_id=delivery.meeting_id,
-        detail={"delivery": delivery_id},
-    )
-    session.commit()
-    return get_delivery(session=session, delivery_id=delivery_id)
-
-
-@dataclass(frozen=True)
-class ClaimedDelivery:
-    id: str
-    url: str
-    secret: str
-    event: str
-    payload: str
-    attempt: int
-    retry_from: dt.datetime
+class Verification:
     meeting_id: int
-    created_at: dt.datetime
+    version: int
+    stored_digest: str
+    computed_digest: str
+    stored: FiguresPublic
+    computed: FiguresPublic
+
+    @property
+    def digest_matches(self) -> bool:
+        return self.stored_digest == self.computed_digest
+
+    @property
+    def figures_match(self) -> bool:
+        return self.stored == self.computed
+
+    @property
+    def ok(self) -> bool:
+        return self.digest_matches and self.figures_match
 
 
-def has_due_deliveries(*, conn: Session | Connection) -> bool:
-    """A read that takes no lock: workers claim (and lock) only when something is due."""
-    now = database_now(conn)
-    found = conn.execute(
-        select(col(WebhookDelivery.id))
-        .where(col(WebhookDelivery.status) == "pending", col(WebhookDelivery.next_attempt_at) <= now)
-        .limit(1)
-    ).first()
-    return found is not None
+def verify_meeting(*, session: Session, meeting_id: int, k: int) -> Verification:
+    """Recompute a closed meeting's result and digest from its stored ballots, for comparison.
 
-
-def claim_deliveries(*, session: Session, lease_seconds: float, limit: int) -> list[ClaimedDelivery]:
-    """Take up to ``limit`` due deliveries for this worker until the lease ends.
-
-    Due and lease are read on the database's clock (store.clock): a worker whose host's clock
-    jumps ahead must not see another's lease as ended and send the same delivery in parallel.
-
-    FOR UPDATE SKIP LOCKED: workers on PostgreSQL claim disjoint rows without waiting for each
-    other. SQLite has no row locks; its write transaction (BEGIN IMMEDIATE) serialises claims.
+    With the rules the result was frozen with (its K among them), not today's settings, and with the
+    meeting's own fields as they stand: a trim or a weight changed in the database after close, a
+    ballot changed, added or removed, a unit renamed in the result row, all change the digest.
+    ``k`` is used only for results frozen before their rules were kept (digest format 1).
     """
-    now = database_now(session)
-    rows = list(
-        session.scalars(
-            select(WebhookDelivery)
-            .where(col(WebhookDelivery.status) == "pending", col(WebhookDelivery.next_attempt_at) <= now)
-            .order_by(col(WebhookDelivery.next_attempt_at), col(WebhookDelivery.id))
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
+    result = latest_result(session=session, meeting_id=meeting_id)
+    meeting = get_meeting(session=session, meeting_id=meeting_id)
+    template = get_template(session=session, template_id=meeting.template_id, version=meeting.template_version)
+    ballots = box.meeting_ballots(conn=session, meeting_id=meeting_id)
+    earlier = [
+        breakdown_from_json(r.breakdown)
+        for r in results_of(session=session, meeting_id=meeting_id)
+        if r.version < result.version and r.breakdown is not None
+    ]
+    if result.rules is not None:
+        _, k = rules_from_document(json.loads(result.rules))
+    computed, _ = figures_for(template=template, meeting=meeting, ballots=ballots, k=k, earlier=earlier)
+    subject = Subject(unit_code=result.unit_code, unit_name=result.unit_name, category=result.category)
+    return Verification(
+        meeting_id=meeting_id,
+        version=result.version,
+        stored_digest=result.digest,
+        computed_digest=digest_of(result.digest_format, ballots=ballots, template=template, meeting=meeting, k=k,
+                                  subject=subject, earlier=earlier),
+        stored=FiguresPublic.model_validate_json(result.figures),
+        computed=computed,
     )
-    if not rows:
-        session.rollback()
+
+
+def peer_results(*, session: Session, meeting: Meeting) -> list[FiguresPublic]:
+    """The latest results of the closed meetings comparable with this one (itself included): same
+    category as frozen in the results, same year, same template version."""
+    own = latest_result(session=session, meeting_id=meeting.id)  # type: ignore[arg-type]
+    newest = (
+        select(col(Result.meeting_id).label("meeting_id"), func.max(col(Result.version)).label("version"))
+        .group_by(col(Result.meeting_id))
+        .subquery()
+    )
+    rows = session.scalars(
+        select(Result)
+        .join(newest, (col(Result.meeting_id) == newest.c.meeting_id) & (col(Result.version) == newest.c.version))
+        .join(Meeting, col(Meeting.id) == col(Result.meeting_id))
+        .where(
+            col(Result.category) == own.category,
+            col(Meeting.year) == meeting.year,
+            col(Meeting.state) == "closed",
+            col(Meeting.template_id) == meeting.template_id,
+            col(Meeting.template_version) == meeting.template_version,
+        )
+    ).all()
+    return [FiguresPublic.model_validate_json(row.figures) for row in rows]
+
+
+def meeting_comments(*, session: Session, meeting_id: int) -> list[str]:
+    """A closed meeting's comments, shuffled anew each time: their order tells nothing."""
+    meeting = get_meeting(session=session, meeting_id=meeting_id)
+    if meeting.state != "closed":
         return []
-    endpoints = {
-        endpoint.id: endpoint
-        for endpoint in session.scalars(
-            select(WebhookEndpoint).where(col(WebhookEndpoint.id).in_({row.endpoint_id for row in rows}))
-        )
-    }
-    lease_end = now + dt.timedelta(seconds=lease_seconds)
-    claimed = []
-    for row in rows:
-        row.attempts += 1
-        row.next_attempt_at = lease_end
-        session.add(row)
-        endpoint = endpoints[row.endpoint_id]
-        claimed.append(
-            ClaimedDelivery(
-                row.id,
-                endpoint.url,
-                endpoint.secret,
-                row.event,
-                row.payload,
-                row.attempts,
-                row.retry_from,
-                row.meeting_id,
-                row.created_at,
-            )
-        )
-    session.commit()
-    return claimed
-
-
-def record_delivery_attempt(
-    *,
-    session: Session,
-    delivery_id: str,
-    attempt: int,
-    status_code: int | None,
-    error: str | None,
-    duration_ms: int,
-    now: dt.datetime,
-    status: str,
-    next_attempt_at: dt.datetime | None,
-) -> None:
-    """Log an attempt and move the schedule on. ``now`` is the database's (``database_now``), read in
-    this session before deciding, so that the retry window is measured on the clock it began on."""
-    session.add(
-        WebhookAttempt(
-            delivery_id=delivery_id,
-            number=attempt,
-            at=now,
-            status_code=status_code,
-            error=error,
-            duration_ms=duration_ms,
-        )
-    )
-    target = update(WebhookDelivery).where(col(WebhookDelivery.id) == delivery_id)
-    if status == "delivered":
-        # A 2xx is final whoever sent it, even a worker whose lease had run out meanwhile.
-        session.execute(
-            target.where(col(WebhookDelivery.status).in_(["pending", "failed"])).values(
-                status="delivered", delivered_at=now, last_status_code=status_code
-            )
-        )
-    else:
-        # Only the holder of the latest claim moves the schedule on.
-        session.execute(
-            target.where(col(WebhookDelivery.attempts) == attempt, col(WebhookDelivery.status) == "pending").values(
-                status=status, next_attempt_at=next_attempt_at or now, last_status_code=status_code
-            )
-        )
-    session.commit()
+    comments = [b.comment for b in box.meeting_ballots(conn=session, meeting_id=meeting_id) if b.comment]
+    secrets.SystemRandom().shuffle(comments)
+    return comments

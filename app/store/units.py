@@ -12,17 +12,8 @@ from sqlmodel import Session, col
 from app import text
 from app.errors import Conflict, Invalid, NotFound, Problem, invalid_with
 from app.imports import Existing, UnitRow, parse_units_file
-from app.models import (
-    AuditEvent,
-    BallotToken,
-    Category,
-    Meeting,
-    Tally,
-    Turnout,
-    Unit,
-    UnitReviewYear,
-)
 from app.store.base import audit
+from app.tables import AuditEvent, BallotToken, Category, Meeting, Tally, Turnout, Unit, UnitReviewYear
 
 
 def categories(*, session: Session) -> list[Category]:

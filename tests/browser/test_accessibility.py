@@ -21,7 +21,7 @@ from app.routes.pages import screen_key
 from tests.browser.conftest import PHONE, Server
 from tests.conftest import TEST_SECRET
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 AXE = Path(__file__).resolve().parent / "node_modules" / "axe-core" / "axe.min.js"
 AXE_PATH = "/__axe-core.js"  # answered by the test's route, never by the service

@@ -14,6 +14,8 @@ from app import store
 from app.db import create_database
 from tests.browser.conftest import Server
 
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
 LAPTOP = {"width": 1280, "height": 860}
 PASSWORD = "organizer-password-1"
 

@@ -7,10 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from app import store
 from app.db import create_database
 from tests.browser.conftest import Server
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 LAPTOP = {"width": 1280, "height": 900}
 PASSWORD = "dashboard-password-1"

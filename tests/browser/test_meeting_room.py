@@ -15,7 +15,7 @@ from app import store
 from app.db import create_database
 from tests.browser.conftest import Server
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 expect = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed").expect
 
 LAPTOP = {"width": 1366, "height": 768}

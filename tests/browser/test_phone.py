@@ -20,7 +20,7 @@ from app.templates import default_template, point_scores
 from tests.browser.conftest import PHONE, Server
 from tests.conftest import TEST_SECRET
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 POINTS = default_template().point_ids()
 # A ballot that uses every grade, so that a wrong score for any of them changes the total.
