@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
@@ -198,15 +199,8 @@ def reopen_meeting(
     principal: Staff,
     reason: Annotated[str, Form()] = "",
 ) -> Response:
-    try:
-        store.reopen_meeting(session=session, actor=principal.name, meeting_id=meeting_id, reason=reason)
-    except DomainError as error:
-        view = _meeting_view(session, meeting, settings)
-        return render(request, "organizer/meeting.html", principal, status=error.status, can_manage=True,
-                      form={"reason": reason}, errors=field_errors(error, "reason"), **view)
-    notify_changed(request, meeting_id)
-    flash(request, "评议会已重新开启，理由已记入操作日志")
-    return redirect(f"/meetings/{meeting_id}")
+    return _with_reason(request, session, settings, principal, meeting, reason, store.reopen_meeting, field="reason",
+                        done="评议会已重新开启，理由已记入操作日志")
 
 
 @router.post("/meetings/{meeting_id}/void-meeting")
@@ -220,16 +214,25 @@ def void_meeting(
     reason: Annotated[str, Form()] = "",
 ) -> Response:
     """作废: the meeting stops counting (store.void_meeting); the reason goes to the audit log."""
+    return _with_reason(request, session, settings, principal, meeting, reason, store.void_meeting,
+                        field="void_reason", done="评议会已作废，不计入结果；理由已记入操作日志")
+
+
+def _with_reason(request: Request, session: Session, settings: Settings, principal: Principal, meeting: Meeting,
+                 reason: str, change: Callable[..., Meeting], *, field: str, done: str) -> Response:
+    """A change of state that needs a written reason: on a refusal, the page again with the reason kept
+    and the problem next to its field."""
+    assert meeting.id is not None
     try:
-        store.void_meeting(session=session, actor=principal.name, meeting_id=meeting_id, reason=reason)
+        change(session=session, actor=principal.name, meeting_id=meeting.id, reason=reason)
     except DomainError as error:
         session.rollback()
         view = _meeting_view(session, meeting, settings)
         return render(request, "organizer/meeting.html", principal, status=error.status, can_manage=True,
-                      form={"void_reason": reason}, errors=field_errors(error, "void_reason"), **view)
-    notify_changed(request, meeting_id)
-    flash(request, "评议会已作废，不计入结果；理由已记入操作日志")
-    return redirect(f"/meetings/{meeting_id}")
+                      form={field: reason}, errors=field_errors(error, field), **view)
+    notify_changed(request, meeting.id)
+    flash(request, done)
+    return redirect(f"/meetings/{meeting.id}")
 
 
 @router.post("/meetings/{meeting_id}/delete")
