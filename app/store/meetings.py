@@ -124,8 +124,8 @@ def get_meeting(*, session: Session, meeting_id: int, lock: bool = False) -> Mee
 def unit_of(*, session: Session, meeting: Meeting, lock: bool = False) -> tuple[Unit, Category]:
     """The meeting's unit as it is now (a result keeps it as it was at close). ``lock``: closes of
     two meetings of one unit wait for each other, so that only one of them can count."""
-    query = select(Unit).where(col(Unit.id) == meeting.unit_id)
-    unit = session.scalars(query.with_for_update() if lock else query).first()
+    # session.get answers from the session's identity map when it can (a list of meetings of few units).
+    unit = session.get(Unit, meeting.unit_id, with_for_update=lock)
     assert unit is not None
     category = session.get(Category, unit.category_key)
     assert category is not None
